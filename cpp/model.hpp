@@ -1,0 +1,201 @@
+// The limit model: population loss L(m, a) of the infinite-width network and its derivatives,
+// and the ODE right-hand side and Jacobian in the coordinates (v = artanh m, a).
+//
+// With P_k = s_k m^k,  L = 1/2 sum_k (a P_k - c_k)^2 + const = 1/2 a^2 A(m) - a B(m) + C0, where
+//   A(m) = sum_k s_k^2 m^(2k),
+//   B(m) = sum_k s_k c_k m^k,
+//   C0   = 1/2 sum_k c_k^2 + extra   (extra: the target's neglected tail and noise / 2).
+// The ODE is dv/dt = -lr_w dL/dm (tanh v, a), da/dt = -lr_a dL/da.
+#pragma once
+#include <cmath>
+#include <numeric>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+// Hot kernels are compiled twice, for x86-64-v3 (AVX2 + FMA) and for the baseline, and the
+// loader picks the version the CPU supports (GCC/Clang function multiversioning), so one
+// portable binary still gets fused multiply-adds where the machine has them.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FASTSLOW_NO_MULTIVERSION)
+#define FASTSLOW_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FASTSLOW_HOT
+#endif
+
+namespace fastslow {
+
+struct LossDerivs {
+  double L, Lm, La, Lmm, Lma, Laa;
+};
+
+// P(w) = sum_j c[j] w^j with four interleaved Horner chains in w^4 (n padded to a multiple of 4),
+// so that long series run at the machine's throughput instead of its FMA latency.
+inline double poly4(const double* c, std::size_t n, double w) {
+  const double w2 = w * w, w4 = w2 * w2;
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  for (std::size_t i = n; i >= 4; i -= 4) {
+    s0 = s0 * w4 + c[i - 4];
+    s1 = s1 * w4 + c[i - 3];
+    s2 = s2 * w4 + c[i - 2];
+    s3 = s3 * w4 + c[i - 1];
+  }
+  return (s0 + w * s1) + w2 * (s2 + w * s3);
+}
+
+inline double ipow(double x, int k) {
+  switch (k) {  // the common small exponents without a loop
+    case 0: return 1.0;
+    case 1: return x;
+    case 2: return x * x;
+    case 4: { const double x2 = x * x; return x2 * x2; }
+    default: {
+      double r = 1.0;
+      for (; k > 0; --k) r *= x;
+      return r;
+    }
+  }
+}
+
+// A power series F(m) = sum_e F_e m^e over the exponents e = p + q j that actually occur, with
+// its first two derivatives, each stored as m^b(r) P_r(m^q): parity and sparsity (tanh has only
+// odd coefficients, a target often two or three) cost nothing at evaluation.
+class PowerSeries {
+ public:
+  PowerSeries() = default;
+  explicit PowerSeries(const std::vector<double>& coef_by_exponent) {
+    std::vector<int> e;
+    for (std::size_t k = 0; k < coef_by_exponent.size(); ++k)
+      if (coef_by_exponent[k] != 0.0) e.push_back(int(k));
+    if (e.empty()) return;
+    const int p = e.front();
+    int q = 0;
+    for (int x : e) q = std::gcd(q, x - p);
+    if (q == 0) q = 1;
+    q_ = q;
+    const int J = (e.back() - p) / q;
+    for (int r = 0; r < 3; ++r) {
+      int j0 = 0;
+      while (j0 <= J && p + q * j0 < r) ++j0;
+      base_[r] = j0 <= J ? p + q * j0 - r : 0;
+      std::vector<double>& c = coef_[r];
+      for (int j = j0; j <= J; ++j) {
+        const int ex = p + q * j;
+        double ff = 1.0;
+        for (int i = 0; i < r; ++i) ff *= double(ex - i);
+        c.push_back(coef_by_exponent[std::size_t(ex)] * ff);
+      }
+      while (c.size() % 4) c.push_back(0.0);
+    }
+  }
+  // F^(r)(m) for r = 0, 1, 2.
+  double eval(int r, double m, double w) const {
+    const auto& c = coef_[r];
+    if (c.empty()) return 0.0;
+    return ipow(m, base_[r]) * poly4(c.data(), c.size(), w);
+  }
+  int stride() const { return q_; }
+
+ private:
+  int q_ = 1;
+  int base_[3] = {0, 0, 0};
+  std::vector<double> coef_[3];
+};
+
+// tanh v and sech^2 v = 1 - tanh^2 v without cancellation for large |v|.
+inline void tanh_sech2(double v, double& m, double& sech2) {
+  const double e = std::exp(-2.0 * std::abs(v));
+  const double ope = 1.0 + e;
+  m = std::copysign((1.0 - e) / ope, v);
+  sech2 = 4.0 * e / (ope * ope);
+}
+
+class LimitModel {
+ public:
+  LimitModel(std::vector<double> s, std::vector<double> c, double lr_w, double lr_a,
+             double extra_loss = 0.0)
+      : s_(std::move(s)), c_(std::move(c)), lr_w_(lr_w), lr_a_(lr_a), extra_(extra_loss) {
+    check_array(s_, "activation coefficients s");
+    check_array(c_, "target coefficients c");
+    if (s_.empty()) throw std::invalid_argument("activation coefficients s: must not be empty");
+    if (!(std::isfinite(lr_w) && lr_w > 0.0))
+      throw std::invalid_argument("lr_w: must be finite and > 0, got " + std::to_string(lr_w));
+    if (!(std::isfinite(lr_a) && lr_a > 0.0))
+      throw std::invalid_argument("lr_a: must be finite and > 0, got " + std::to_string(lr_a));
+    if (!(std::isfinite(extra_loss) && extra_loss >= 0.0))
+      throw std::invalid_argument("extra_loss: must be finite and >= 0");
+    std::vector<double> A(2 * s_.size() - 1, 0.0);  // A(m) = sum_k s_k^2 m^(2k)
+    for (std::size_t k = 0; k < s_.size(); ++k) A[2 * k] = s_[k] * s_[k];
+    const std::size_t KB = std::min(s_.size(), c_.size());
+    std::vector<double> B(KB, 0.0);  // B(m) = sum_k s_k c_k m^k
+    for (std::size_t k = 0; k < KB; ++k) B[k] = s_[k] * c_[k];
+    A_ = PowerSeries(A);
+    B_ = PowerSeries(B);
+    wA_ = A_.stride();
+    wB_ = B_.stride();
+    C0_ = extra_;
+    for (double ck : c_) C0_ += 0.5 * ck * ck;
+  }
+
+  double lr_w() const { return lr_w_; }
+  double lr_a() const { return lr_a_; }
+  const std::vector<double>& s() const { return s_; }
+  const std::vector<double>& c() const { return c_; }
+
+  // L and its derivatives at (m, a); the second derivatives only when `second`.
+  FASTSLOW_HOT LossDerivs derivs(double m, double a, bool second = true) const {
+    const double wA = ipow(m, wA_), wB = ipow(m, wB_);
+    const double A = A_.eval(0, m, wA), Am = A_.eval(1, m, wA);
+    const double B = B_.eval(0, m, wB), Bm = B_.eval(1, m, wB);
+    LossDerivs d;
+    d.L = 0.5 * a * a * A - a * B + C0_;
+    d.Lm = 0.5 * a * a * Am - a * Bm;
+    d.La = a * A - B;
+    d.Laa = A;
+    d.Lma = a * Am - Bm;
+    if (second) {
+      const double Amm = A_.eval(2, m, wA), Bmm = B_.eval(2, m, wB);
+      d.Lmm = 0.5 * a * a * Amm - a * Bmm;
+    } else {
+      d.Lmm = 0.0;
+    }
+    return d;
+  }
+
+  // Right-hand side in y = (v, a).
+  void rhs(const double* y, double* f) const {
+    double m, sech2;
+    tanh_sech2(y[0], m, sech2);
+    const LossDerivs d = derivs(m, y[1], false);
+    f[0] = -lr_w_ * d.Lm;
+    f[1] = -lr_a_ * d.La;
+  }
+
+  // Right-hand side and Jacobian J (row-major 2x2) in y = (v, a).
+  void rhs_jac(const double* y, double* f, double* J) const {
+    double m, sech2;
+    tanh_sech2(y[0], m, sech2);
+    const LossDerivs d = derivs(m, y[1]);
+    f[0] = -lr_w_ * d.Lm;
+    f[1] = -lr_a_ * d.La;
+    J[0] = -lr_w_ * d.Lmm * sech2;
+    J[1] = -lr_w_ * d.Lma;
+    J[2] = -lr_a_ * d.Lma * sech2;
+    J[3] = -lr_a_ * d.Laa;
+  }
+
+ private:
+  static void check_array(const std::vector<double>& x, const char* name) {
+    for (std::size_t k = 0; k < x.size(); ++k)
+      if (!std::isfinite(x[k]))
+        throw std::invalid_argument(std::string(name) + ": entry " + std::to_string(k) +
+                                    " is not finite; all coefficients must be finite");
+  }
+  std::vector<double> s_, c_;
+  double lr_w_, lr_a_, extra_;
+  PowerSeries A_, B_;
+  int wA_ = 1, wB_ = 1;
+  double C0_ = 0.0;
+};
+
+}  // namespace fastslow

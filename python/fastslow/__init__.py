@@ -1,0 +1,33 @@
+"""fastslow: feature learning and unlearning in two-layer networks under large-batch SGD.
+
+A C++ core simulates the network and integrates its infinite-width limit, a stiff fast-slow ODE
+for the alignment ``m`` and the second-layer weight ``a``; this package is its Python API.
+"""
+
+from ._blas import preload_openblas as _preload_openblas
+
+_preload_openblas()
+
+from .model import ACTIVATIONS, HermiteSeries, Model, hermite_series  # noqa: E402
+from .ode import (  # noqa: E402
+    METHODS,
+    BatchTrajectory,
+    DenseOutput,
+    Trajectory,
+    log_times,
+    solve_ode,
+    solve_ode_batch,
+)
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("fastslow")
+except Exception:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ACTIVATIONS", "HermiteSeries", "Model", "hermite_series",
+    "METHODS", "BatchTrajectory", "DenseOutput", "Trajectory", "log_times", "solve_ode", "solve_ode_batch",
+    "__version__",
+]

@@ -1,0 +1,196 @@
+"""Pure NumPy/SciPy reference implementations of every fastslow kernel.
+
+This module exists to disagree with the C++ core: it is the tests' oracle and the "pure Python"
+side of every benchmark. It shares no code with the core; formulas are written out directly
+(sums over Hermite orders instead of the core's polynomial factorisation, SciPy's Gauss-Hermite
+rule instead of the core's, closed forms from factorials instead of recurrences).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import special
+from scipy.integrate import solve_ivp
+
+__all__ = [
+    "hermite_values", "quadrature_coefficients", "relu_coefficients", "erf_coefficients",
+    "loss", "grad", "hessian", "LimitRHS", "solve_ode", "solve_ode_m_direct",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hermite series
+# ---------------------------------------------------------------------------------------------
+def hermite_values(x: np.ndarray, K: int) -> np.ndarray:
+    """``h_k(x) = He_k(x) / sqrt(k!)`` for ``k = 0..K``: array of shape ``(K + 1,) + x.shape``."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty((K + 1,) + x.shape)
+    for k in range(K + 1):
+        # He_k via SciPy's physicists' polynomials: He_k(x) = 2^(-k/2) H_k(x / sqrt 2)
+        out[k] = special.eval_hermitenorm(k, x) / math.sqrt(math.factorial(k))
+    return out
+
+
+def quadrature_coefficients(func: Callable[[np.ndarray], np.ndarray], K: int, n_nodes: int = 400) -> np.ndarray:
+    """``E[f(z) h_k(z)]`` by SciPy's Gauss-Hermite rule (``roots_hermitenorm``)."""
+    x, w = special.roots_hermitenorm(n_nodes)
+    w = w / math.sqrt(2 * math.pi)
+    vals = np.asarray(func(x), dtype=float)
+    # Stable normalised recurrence (eval_hermitenorm overflows for large k and |x|).
+    out = np.zeros(K + 1)
+    hm1 = np.ones_like(x)
+    h = x.copy()
+    out[0] = np.sum(w * vals)
+    if K >= 1:
+        out[1] = np.sum(w * vals * h)
+    for k in range(1, K):
+        hm1, h = h, (x * h - math.sqrt(k) * hm1) / math.sqrt(k + 1)
+        out[k + 1] = np.sum(w * vals * h)
+    return out
+
+
+def relu_coefficients(K: int) -> np.ndarray:
+    """ReLU: ``s_0 = 1/sqrt(2 pi)``, ``s_1 = 1/2``, ``s_k = He_{k-2}(0) / sqrt(2 pi k!)``."""
+    s = np.zeros(K + 1)
+    s[0] = 1 / math.sqrt(2 * math.pi)
+    if K >= 1:
+        s[1] = 0.5
+    for k in range(2, K + 1, 2):
+        j = k - 2  # He_j(0) = (-1)^(j/2) (j-1)!! = (-1)^(j/2) j! / (2^(j/2) (j/2)!)
+        log_abs = math.lgamma(j + 1) - (j / 2) * math.log(2) - math.lgamma(j / 2 + 1)
+        s[k] = (-1) ** (j // 2) * math.exp(log_abs - 0.5 * math.lgamma(k + 1)) / math.sqrt(2 * math.pi)
+    return s
+
+
+def erf_coefficients(K: int) -> np.ndarray:
+    """``erf(z / sqrt 2)``: ``s_{2n+1} = (2/sqrt pi) (-1)^n (1/2)^(2n+1) sqrt((2n+1)!) / (n! (2n+1))``."""
+    s = np.zeros(K + 1)
+    for k in range(1, K + 1, 2):
+        n = (k - 1) // 2
+        log_abs = -k * math.log(2) + 0.5 * math.lgamma(k + 1) - math.lgamma(n + 1) - math.log(k)
+        s[k] = 2 / math.sqrt(math.pi) * (-1) ** n * math.exp(log_abs)
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# The population loss, written as sums over orders
+# ---------------------------------------------------------------------------------------------
+def _pad(s: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    K = max(len(s), len(c))
+    sp = np.zeros(K)
+    cp = np.zeros(K)
+    sp[: len(s)] = s
+    cp[: len(c)] = c
+    return sp, cp, np.arange(K)
+
+
+def loss(s, c, m, a, extra: float = 0.0):
+    """``L = 1/2 sum_k (a s_k m^k - c_k)^2 + extra``."""
+    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
+    m = np.asarray(m, float)[..., None]
+    a = np.asarray(a, float)[..., None]
+    return 0.5 * np.sum((a * sp * m**k - cp) ** 2, axis=-1) + extra
+
+
+def grad(s, c, m, a):
+    """``(dL/dm, dL/da)`` stacked on the last axis."""
+    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
+    m = np.asarray(m, float)[..., None]
+    a = np.asarray(a, float)[..., None]
+    P = sp * m**k
+    dP = k * sp * m ** np.maximum(k - 1, 0)
+    r = a * P - cp
+    return np.stack([np.sum(a * dP * r, -1), np.sum(P * r, -1)], -1)
+
+
+def hessian(s, c, m, a):
+    """``[[L_mm, L_ma], [L_ma, L_aa]]`` on the last two axes."""
+    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
+    m = np.asarray(m, float)[..., None]
+    a = np.asarray(a, float)[..., None]
+    P = sp * m**k
+    dP = k * sp * m ** np.maximum(k - 1, 0)
+    d2P = k * (k - 1) * sp * m ** np.maximum(k - 2, 0)
+    r = a * P - cp
+    Lmm = np.sum(a * d2P * r + a * a * dP * dP, -1)
+    Lma = np.sum(dP * r + a * dP * P, -1)
+    Laa = np.sum(P * P, -1)
+    return np.stack([np.stack([Lmm, Lma], -1), np.stack([Lma, Laa], -1)], -2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The limit ODE in v = artanh m
+# ---------------------------------------------------------------------------------------------
+class LimitRHS:
+    """Right-hand side and Jacobian of the limit ODE in ``y = (v, a)``, NumPy only.
+
+    Only the nonzero orders are kept, and powers come from one ``np.power`` call: this is the
+    fastest plain-NumPy form we found, and it is what the benchmarks time SciPy with.
+    """
+
+    def __init__(self, s, c, lr_w: float, lr_a: float) -> None:
+        sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
+        keep = (sp != 0) | (cp != 0)
+        self.s, self.c, self.k = sp[keep], cp[keep], k[keep].astype(float)
+        self.km1 = np.maximum(self.k - 1, 0)
+        self.km2 = np.maximum(self.k - 2, 0)
+        self.lr_w, self.lr_a = float(lr_w), float(lr_a)
+        self.nfev = 0
+
+    def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
+        self.nfev += 1
+        v, a = y
+        m = math.tanh(v)
+        pw = m ** self.km1
+        P = self.s * pw * m
+        dP = self.k * self.s * pw
+        r = a * P - self.c
+        return np.array([-self.lr_w * a * np.dot(dP, r), -self.lr_a * np.dot(P, r)])
+
+    def jac(self, t: float, y: np.ndarray) -> np.ndarray:
+        v, a = y
+        m = math.tanh(v)
+        sech2 = 1.0 / math.cosh(v) ** 2
+        P = self.s * m**self.k
+        dP = self.k * self.s * m**self.km1
+        d2P = self.k * (self.k - 1) * self.s * m**self.km2
+        r = a * P - self.c
+        Lmm = a * np.dot(d2P, r) + a * a * np.dot(dP, dP)
+        Lma = np.dot(dP, r) + a * np.dot(dP, P)
+        Laa = np.dot(P, P)
+        return np.array([[-self.lr_w * Lmm * sech2, -self.lr_w * Lma],
+                         [-self.lr_a * Lma * sech2, -self.lr_a * Laa]])
+
+
+def solve_ode(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-11, atol: float = 1e-13,
+              method: str = "Radau", use_jac: bool = True):
+    """Integrate in ``v = artanh m`` with SciPy's ``solve_ivp``; returns ``(m, a, result)``."""
+    rhs = LimitRHS(s, c, lr_w, lr_a)
+    t_eval = np.asarray(t_eval, float)
+    kw = {"jac": rhs.jac} if (use_jac and method in ("Radau", "BDF", "LSODA")) else {}
+    res = solve_ivp(rhs, (0.0, float(t_eval[-1])), [math.atanh(m0), float(a0)], method=method,
+                    t_eval=t_eval, rtol=rtol, atol=atol, **kw)
+    if res.status != 0:
+        raise RuntimeError(f"reference solve_ivp failed: {res.message}")
+    return np.tanh(res.y[0]), res.y[1], res
+
+
+def solve_ode_m_direct(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-8, atol: float = 1e-10,
+                       method: str = "Radau"):
+    """The naive formulation: integrate ``m`` itself, ``dm/dt = -lr_w (1 - m^2) dL/dm``.
+
+    Kept to show why fastslow integrates in ``v``: steps can overshoot ``|m| = 1``.
+    """
+    sp, cp, _ = _pad(np.asarray(s, float), np.asarray(c, float))
+
+    def f(t, y):
+        m, a = y
+        g = grad(sp, cp, m, a)
+        return [-lr_w * (1 - m * m) * g[0], -lr_a * g[1]]
+
+    t_eval = np.asarray(t_eval, float)
+    return solve_ivp(f, (0.0, float(t_eval[-1])), [float(m0), float(a0)], method=method, t_eval=t_eval,
+                     rtol=rtol, atol=atol)
