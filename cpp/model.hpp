@@ -7,7 +7,9 @@
 //   C0   = 1/2 sum_k c_k^2 + extra   (extra: the target's neglected tail and noise / 2).
 // The ODE is dv/dt = -lr_w dL/dm (tanh v, a), da/dt = -lr_a dL/da.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <span>
 #include <stdexcept>
@@ -86,20 +88,41 @@ class PowerSeries {
         c.push_back(coef_by_exponent[std::size_t(ex)] * ff);
       }
       while (c.size() % 4) c.push_back(0.0);
+      // Length needed in each bin of |m|: the terms left out add up to less than 2^-60 of the
+      // sum of the absolute values of all terms (below round-off), at the bin's upper edge and
+      // so (the ratio grows with |m|) everywhere in it.
+      for (int b = 0; b < kBins; ++b) {
+        const double wb = ipow(double(b + 1) / kBins, q);
+        std::vector<double> mag(c.size());
+        double total = 0.0, pw = 1.0;
+        for (std::size_t j = 0; j < c.size(); ++j, pw *= wb) total += (mag[j] = std::abs(c[j]) * pw);
+        std::size_t n = c.size();
+        double tail = 0.0;
+        while (n >= 8) {  // drop whole groups of four from the top while the tail stays negligible
+          const double grp = mag[n - 1] + mag[n - 2] + mag[n - 3] + mag[n - 4];
+          if (tail + grp > 0x1p-60 * total) break;
+          tail += grp;
+          n -= 4;
+        }
+        cut_[r][b] = static_cast<std::uint32_t>(n);
+      }
     }
   }
-  // F^(r)(m) for r = 0, 1, 2.
+  // F^(r)(m) for r = 0, 1, 2 (w = m^stride()).
   double eval(int r, double m, double w) const {
     const auto& c = coef_[r];
     if (c.empty()) return 0.0;
-    return ipow(m, base_[r]) * poly4(c.data(), c.size(), w);
+    const int b = std::min(kBins - 1, int(std::abs(m) * kBins));
+    return ipow(m, base_[r]) * poly4(c.data(), cut_[r][b], w);
   }
   int stride() const { return q_; }
 
  private:
+  static constexpr int kBins = 64;
   int q_ = 1;
   int base_[3] = {0, 0, 0};
   std::vector<double> coef_[3];
+  std::uint32_t cut_[3][kBins] = {};
 };
 
 // tanh v and sech^2 v = 1 - tanh^2 v without cancellation for large |v|.

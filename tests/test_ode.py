@@ -121,6 +121,18 @@ def test_steps_grow_logarithmically_with_horizon():
     assert per_decade[-4:].mean() <= 2 * per_decade[:4].mean()
 
 
+@pytest.mark.slow
+def test_accuracy_holds_on_long_horizons():
+    """At t = 1e12 (a ~ 356, m ~ 0.005) the error stays at the requested tolerance."""
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=0.01)
+    t = np.array([0.0, 1e8, 1e10, 1e11, 1e12])
+    m_ref, a_ref, _ = ref.solve_ode(model.s, model.c, 1.0, 0.01, 1.0, 0.0, t, rtol=1e-11, atol=1e-13)
+    for rtol in (1e-6, 1e-8):
+        tr = fs.solve_ode(model, 1.0, 0.0, t, rtol=rtol, atol=rtol * 1e-2)
+        np.testing.assert_allclose(tr.a, a_ref, rtol=rtol)
+        np.testing.assert_allclose(tr.m[1:], m_ref[1:], rtol=rtol)
+
+
 @pytest.mark.parametrize("eps", [1e-4, 1e-6])
 def test_strong_stiffness(eps):
     model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=eps)

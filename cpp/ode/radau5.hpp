@@ -179,7 +179,11 @@ FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const doubl
     }
     for (int i = 0; i < 3; ++i)
       for (int p = 0; p < 2; ++p) Z[i][p] += b[2 * i + p];
-    if (dZ_norm == 0.0 || faccon * dZ_norm <= tol) {
+    // Converged when the predicted remaining error is below tol: from the contraction rate once it
+    // is measured, and at the first iteration only when the correction itself is that small (the
+    // rate of the previous step, which RADAU5 uses here, says nothing about a quadratically
+    // converging iteration from a new predictor; trusting it lost accuracy on long steps).
+    if (dZ_norm == 0.0 || (rate >= 0.0 ? faccon * dZ_norm <= tol : dZ_norm <= tol)) {
       converged = true;
       break;
     }
