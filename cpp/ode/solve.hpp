@@ -75,18 +75,16 @@ inline void validate_inputs(double m0, double a0, std::span<const double> t_eval
 // One Radau IIA step attempt of size h from (t, y); Z0 is the Newton predictor.
 struct Attempt {
   bool converged = false;
-  double faccon = 1.0;  // in: from the previous step; out: for the next
   double Z[3][2];
   int n_iter = 0;
   double rate = -1.0, shrink = 0.5;
 };
 
 inline Attempt radau5_attempt(const LimitModel& model, const double* y, double h, const double (&Z0)[3][2],
-                              const double* scale, double newton_tol, double faccon, Stats& st) {
+                              const double* scale, double newton_tol, Stats& st) {
   Attempt at;
-  at.faccon = faccon;
   at.converged = radau5_collocation(model, y, h, Z0, scale, newton_tol, at.Z, at.n_iter, at.rate, at.shrink,
-                                    at.faccon, st.nfev, st.njev, st.nlu);
+                                    st.nfev, st.njev, st.nlu);
   return at;
 }
 
@@ -161,7 +159,6 @@ inline Solution solve(const LimitModel& model, double m0, double a0, std::span<c
   // Previous step's collocation polynomial, for the Newton predictor.
   bool have_prev = false;
   Segment prev{};
-  double faccon = 1.0;
 
   while (t < t_end) {
     if (st.nsteps >= opt.max_steps)
@@ -196,8 +193,7 @@ inline Solution solve(const LimitModel& model, double m0, double a0, std::span<c
         if (!ok)
           for (auto& r : Z0) r[0] = r[1] = 0.0;
       }
-      at = radau5_attempt(model, y, h, Z0, scale, newton_tol, faccon, st);
-      faccon = at.faccon;
+      at = radau5_attempt(model, y, h, Z0, scale, newton_tol, st);
       if (!at.converged) {
         if (fixed)
           return finish(Failed, "Newton iteration did not converge with the fixed step at t = " + std::to_string(t) + ".");
@@ -284,7 +280,7 @@ inline Solution solve(const LimitModel& model, double m0, double a0, std::span<c
         Z0[i][0] = yp[0] - y[0];
         Z0[i][1] = yp[1] - y[1];
       }
-      const Attempt sub = radau5_attempt(model, y, hs, Z0, scale, newton_tol, faccon, st);
+      const Attempt sub = radau5_attempt(model, y, hs, Z0, scale, newton_tol, st);
       if (sub.converged) {
         out[0] = y[0] + sub.Z[2][0];
         out[1] = y[1] + sub.Z[2][1];

@@ -192,12 +192,19 @@ def _check_model(model: Any, field: str = "model") -> Model:
     return model
 
 
-def _check_times(t_eval: Any) -> np.ndarray:
+def _check_times(t_eval: Any, values: bool = True) -> np.ndarray:
+    """Shape checks; with ``values``, also finite, >= 0 and increasing (the core checks these too,
+    with the same field name, so the single-trajectory path leaves them to it)."""
     if t_eval is None:
         raise ValueError("t_eval: required (an increasing array of times >= 0; see fastslow.log_times)")
-    t = np.atleast_1d(np.asarray(t_eval, dtype=float))
+    try:
+        t = np.atleast_1d(np.asarray(t_eval, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError("t_eval: must be an array of real times") from None
     if t.ndim != 1 or t.size == 0:
         raise ValueError(f"t_eval: must be a non-empty 1-D array of times, got shape {t.shape}")
+    if not values:
+        return np.ascontiguousarray(t)
     if not np.all(np.isfinite(t)):
         raise ValueError("t_eval: times must be finite")
     if t[0] < 0:
@@ -281,7 +288,7 @@ def solve_ode(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None, *, r
         NaN only past the time it reached.
     """
     model = _check_model(model)
-    t = _check_times(t_eval)
+    t = _check_times(t_eval, values=False)
     rtol, atol, max_steps, fs, max_step, half_fraction = _check_settings(
         rtol, atol, method, max_steps, first_step, max_step, half_fraction)
     try:
