@@ -87,34 +87,32 @@ def _pad(s: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return sp, cp, np.arange(K)
 
 
-def loss(s, c, m, a, extra: float = 0.0):
-    """``L = 1/2 sum_k (a s_k m^k - c_k)^2 + extra``."""
-    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
-    m = np.asarray(m, float)[..., None]
-    a = np.asarray(a, float)[..., None]
-    return 0.5 * np.sum((a * sp * m**k - cp) ** 2, axis=-1) + extra
-
-
-def grad(s, c, m, a):
-    """``(dL/dm, dL/da)`` stacked on the last axis."""
-    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
-    m = np.asarray(m, float)[..., None]
-    a = np.asarray(a, float)[..., None]
-    P = sp * m**k
-    dP = k * sp * m ** np.maximum(k - 1, 0)
-    r = a * P - cp
-    return np.stack([np.sum(a * dP * r, -1), np.sum(P * r, -1)], -1)
-
-
-def hessian(s, c, m, a):
-    """``[[L_mm, L_ma], [L_ma, L_aa]]`` on the last two axes."""
+def _terms(s, c, m, a):
+    """Per-order terms: ``P_k = s_k m^k`` and its first two m-derivatives, residuals ``a P_k - c_k``."""
     sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
     m = np.asarray(m, float)[..., None]
     a = np.asarray(a, float)[..., None]
     P = sp * m**k
     dP = k * sp * m ** np.maximum(k - 1, 0)
     d2P = k * (k - 1) * sp * m ** np.maximum(k - 2, 0)
-    r = a * P - cp
+    return a, P, dP, d2P, a * P - cp
+
+
+def loss(s, c, m, a, extra: float = 0.0):
+    """``L = 1/2 sum_k (a s_k m^k - c_k)^2 + extra``."""
+    r = _terms(s, c, m, a)[-1]
+    return 0.5 * np.sum(r**2, axis=-1) + extra
+
+
+def grad(s, c, m, a):
+    """``(dL/dm, dL/da)`` stacked on the last axis."""
+    a, P, dP, _, r = _terms(s, c, m, a)
+    return np.stack([np.sum(a * dP * r, -1), np.sum(P * r, -1)], -1)
+
+
+def hessian(s, c, m, a):
+    """``[[L_mm, L_ma], [L_ma, L_aa]]`` on the last two axes."""
+    a, P, dP, d2P, r = _terms(s, c, m, a)
     Lmm = np.sum(a * d2P * r + a * a * dP * dP, -1)
     Lma = np.sum(dP * r + a * dP * P, -1)
     Laa = np.sum(P * P, -1)
