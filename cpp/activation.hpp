@@ -65,6 +65,50 @@ inline double activation_derivative(Activation a, double z) {
   return 0.0;
 }
 
+// sigma(z) and sigma'(z) together, sharing the expensive part (one tanh, erf or exp).
+inline void activation_value_derivative(Activation a, double z, double& v, double& dv) {
+  constexpr double rs2 = 0.70710678118654752440;
+  constexpr double rs2pi = 0.39894228040143267794;
+  switch (a) {
+    case Activation::Tanh: {
+      const double t = std::tanh(z);
+      v = t;
+      dv = 1.0 - t * t;
+      return;
+    }
+    case Activation::Erf:
+      v = std::erf(z * rs2);
+      dv = 2.0 * rs2pi * std::exp(-0.5 * z * z);
+      return;
+    case Activation::Relu:
+      v = z > 0.0 ? z : 0.0;
+      dv = z > 0.0 ? 1.0 : 0.0;
+      return;
+    case Activation::Gelu: {
+      const double Phi = 0.5 * std::erfc(-z * rs2);
+      v = z * Phi;
+      dv = Phi + z * rs2pi * std::exp(-0.5 * z * z);
+      return;
+    }
+    case Activation::Sigmoid: {
+      const double e = std::exp(-std::abs(z));
+      const double s = z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+      v = s;
+      dv = s * (1.0 - s);
+      return;
+    }
+    case Activation::Quadratic:
+      v = z * z;
+      dv = 2.0 * z;
+      return;
+    case Activation::Linear:
+      v = z;
+      dv = 1.0;
+      return;
+  }
+  v = dv = 0.0;
+}
+
 // Closed-form coefficients s_k = E[sigma(z) h_k(z)], k = 0..K, where they exist.
 //  relu:  s_0 = 1/sqrt(2 pi), s_1 = 1/2, s_k = He_{k-2}(0) / sqrt(2 pi k!) for k >= 2
 //         (zero for odd k >= 3); by the ratio s_{k+2}/s_k = -(k-1)/sqrt((k+1)(k+2)).

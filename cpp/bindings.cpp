@@ -12,6 +12,8 @@
 #include "ode/batch.hpp"
 #include "ode/dense.hpp"
 #include "ode/solve.hpp"
+#include "sgd/philox.hpp"
+#include "sgd/trainer.hpp"
 
 namespace py = pybind11;
 using namespace fastslow;  // NOLINT: this translation unit only
@@ -84,6 +86,102 @@ Array dense_to_array(const std::vector<ode::Segment>& segs) {
       for (int c = 0; c < 3; ++c) *p++ = g.Q[j][c];
   }
   return out;
+}
+
+sgd::Function make_function(const py::dict& spec, const char* field) {
+  const std::string kind = py::str(spec["kind"]);
+  if (kind == "named") return sgd::Function::named(py::str(spec["name"]), py::float_(spec["offset"]));
+  if (kind == "hermite") {
+    const Array coef = py::cast<Array>(spec["coefficients"]);
+    return sgd::Function::hermite(std::vector<double>(coef.data(), coef.data() + coef.size()), field);
+  }
+  throw std::invalid_argument(std::string(field) + ": kind must be 'named' or 'hermite'");
+}
+
+template <class T>
+void register_trainer(py::module_& mod, const char* name) {
+  using Tr = sgd::Trainer<T>;
+  using TArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+  py::class_<Tr>(mod, name)
+      .def(py::init([](int d, int n, int batch, double dt, double lr_w, double lr_a, double noise, std::uint64_t seed,
+                       double a0, double m0, int threads, const py::dict& act, const py::dict& tgt) {
+             sgd::Config c;
+             c.d = d;
+             c.n = n;
+             c.batch = batch;
+             c.dt = dt;
+             c.lr_w = lr_w;
+             c.lr_a = lr_a;
+             c.noise = noise;
+             c.seed = seed;
+             c.a0 = a0;
+             c.m0 = m0;
+             c.threads = threads;
+             return new Tr(c, make_function(act, "activation"), make_function(tgt, "target"));
+           }),
+           py::arg("d"), py::arg("n"), py::arg("batch"), py::arg("dt"), py::arg("lr_w"), py::arg("lr_a"),
+           py::arg("noise"), py::arg("seed"), py::arg("a0"), py::arg("m0"), py::arg("threads"), py::arg("activation"),
+           py::arg("target"))
+      .def(
+          "run",
+          [](Tr& tr, long k) {
+            if (k < 0) throw std::invalid_argument("steps: must be >= 0");
+            long done;
+            {
+              py::gil_scoped_release release;
+              SignalPoll poll;
+              done = tr.run(k, [&]() { return poll(); });
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return done;
+          },
+          py::arg("steps"), "Run `steps` SGD steps (GIL released; Ctrl-C raises KeyboardInterrupt between steps).")
+      .def(
+          "step_with_batch",
+          [](Tr& tr, const TArray& X, const TArray& xi) {
+            const auto& c = tr.config();
+            if (X.ndim() != 2 || X.shape(0) != c.batch || X.shape(1) != c.d)
+              throw std::invalid_argument("X: must have shape (batch, d)");
+            if (xi.ndim() != 1 || xi.shape(0) != c.batch) throw std::invalid_argument("xi: must have shape (batch,)");
+            tr.step_with_batch(X.data(), xi.data());
+          },
+          py::arg("X"), py::arg("xi"), "One step on a given batch and label noise (for tests).")
+      .def("order_parameters",
+           [](const Tr& tr) {
+             const auto o = tr.order_parameters();
+             py::dict d;
+             d["m_mean"] = o.m_mean;
+             d["m_std"] = o.m_std;
+             d["a_mean"] = o.a_mean;
+             d["a_std"] = o.a_std;
+             return d;
+           })
+      .def("alignments", [](const Tr& tr) { return make_array(tr.alignments()); })
+      .def(
+          "population_loss",
+          [](const Tr& tr, const Array& s, const Array& c, double second_moment, double target_tail) {
+            std::vector<double> sv(s.data(), s.data() + s.size()), cv(c.data(), c.data() + c.size());
+            py::gil_scoped_release release;
+            return tr.population_loss(sv, cv, second_moment, target_tail);
+          },
+          py::arg("s"), py::arg("c"), py::arg("second_moment"), py::arg("target_tail"))
+      .def_property_readonly("step_count", &Tr::step_count)
+      .def_property("step_count_", &Tr::step_count, &Tr::set_step_count)
+      .def_property_readonly("batch_loss", &Tr::last_batch_loss)
+      .def_property_readonly("W",
+                             [](py::object self) {
+                               Tr& tr = self.cast<Tr&>();
+                               return py::array_t<T>({tr.config().n, tr.config().d}, tr.W(), self);
+                             })
+      .def_property_readonly("a",
+                             [](py::object self) {
+                               Tr& tr = self.cast<Tr&>();
+                               return py::array_t<T>({tr.config().n}, tr.a(), self);
+                             })
+      .def_property_readonly("theta", [](py::object self) {
+        Tr& tr = self.cast<Tr&>();
+        return py::array_t<T>({tr.config().d}, tr.theta(), self);
+      });
 }
 
 }  // namespace
@@ -291,4 +389,23 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("segments"), py::arg("t"), "Collocation dense output at times t: array (len(t), 2) of (v, a).");
 
   mod.def("num_procs", []() { return omp_get_num_procs(); });
+
+  // ---- the SGD simulator --------------------------------------------------------------------
+  register_trainer<float>(mod, "SGDTrainer32");
+  register_trainer<double>(mod, "SGDTrainer64");
+  mod.def(
+      "philox4x32",
+      [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) { return rng::philox4x32(ctr, key); },
+      py::arg("counter"), py::arg("key"), "Philox4x32-10 block (for known-answer tests).");
+  mod.def(
+      "normal_row",
+      [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length, bool precise) {
+        if (stream < 0 || stream > 3) throw std::invalid_argument("stream: must be in 0..3");
+        if (length < 0) throw std::invalid_argument("length: must be >= 0");
+        std::vector<double> out(static_cast<std::size_t>(length));
+        rng::normal_row(seed, rng::Stream(stream), step, row, out.data(), out.size(), precise);
+        return make_array(out);
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("step"), py::arg("row"), py::arg("length"), py::arg("precise"),
+      "The standard normals the simulator draws for one row of a stream.");
 }

@@ -1,5 +1,7 @@
-// Declarations of the few BLAS/LAPACK routines fastslow calls, from the scipy-openblas32 wheel.
-// Its symbols carry the prefix `scipy_`; integers are 32-bit (LP64 interface).
+// Declarations of the BLAS/LAPACK routines fastslow calls, from the scipy-openblas32 wheel.
+// Its symbols carry the prefix `scipy_`; integers are 32-bit (LP64 interface). CBLAS enums are
+// passed as their int values (CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112,
+// CblasUpper = 121), which is how the C ABI passes them.
 #pragma once
 #include <cstddef>
 
@@ -8,4 +10,52 @@ extern "C" {
 // Fortran string length of `jobz`.
 void scipy_dstev_(const char* jobz, const int* n, double* d, double* e, double* z,
                   const int* ldz, double* work, int* info, std::size_t jobz_len);
+
+void scipy_cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha, const float* a,
+                       int lda, const float* b, int ldb, float beta, float* c, int ldc);
+void scipy_cblas_dgemm(int order, int transa, int transb, int m, int n, int k, double alpha, const double* a,
+                       int lda, const double* b, int ldb, double beta, double* c, int ldc);
+void scipy_cblas_sgemv(int order, int trans, int m, int n, float alpha, const float* a, int lda, const float* x,
+                       int incx, float beta, float* y, int incy);
+void scipy_cblas_dgemv(int order, int trans, int m, int n, double alpha, const double* a, int lda,
+                       const double* x, int incx, double beta, double* y, int incy);
+void scipy_cblas_dsyrk(int order, int uplo, int trans, int n, int k, double alpha, const double* a, int lda,
+                       double beta, double* c, int ldc);
+void scipy_openblas_set_num_threads(int num_threads);
+int scipy_openblas_get_num_threads(void);
 }
+
+namespace fastslow::blas {
+
+constexpr int RowMajor = 101, NoTrans = 111, Trans = 112, Upper = 121;
+
+inline void gemm(int ta, int tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
+  scipy_cblas_sgemm(RowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemm(int ta, int tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
+                 int ldb, double beta, double* c, int ldc) {
+  scipy_cblas_dgemm(RowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void gemv(int t, int m, int n, float alpha, const float* a, int lda, const float* x, float beta, float* y) {
+  scipy_cblas_sgemv(RowMajor, t, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+inline void gemv(int t, int m, int n, double alpha, const double* a, int lda, const double* x, double beta,
+                 double* y) {
+  scipy_cblas_dgemv(RowMajor, t, m, n, alpha, a, lda, x, 1, beta, y, 1);
+}
+
+// Sets OpenBLAS's thread count for the lifetime of the object and restores it afterwards, so
+// that one call's setting does not leak into the next.
+class ScopedBlasThreads {
+ public:
+  explicit ScopedBlasThreads(int n) : old_(scipy_openblas_get_num_threads()) { scipy_openblas_set_num_threads(n); }
+  ~ScopedBlasThreads() { scipy_openblas_set_num_threads(old_); }
+  ScopedBlasThreads(const ScopedBlasThreads&) = delete;
+  ScopedBlasThreads& operator=(const ScopedBlasThreads&) = delete;
+
+ private:
+  int old_;
+};
+
+}  // namespace fastslow::blas

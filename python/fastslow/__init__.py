@@ -19,6 +19,16 @@ from .ode import (  # noqa: E402
     solve_ode_batch,
 )
 
+from .sgd import (  # noqa: E402
+    Comparison,
+    SGDResult,
+    TrainingInterrupted,
+    compare,
+    make_trainer,
+    record_steps,
+    train_sgd,
+)
+
 try:
     from importlib.metadata import version as _version
 
@@ -29,5 +39,6 @@ except Exception:  # pragma: no cover - running from a source tree without metad
 __all__ = [
     "ACTIVATIONS", "HermiteSeries", "Model", "hermite_series",
     "METHODS", "BatchTrajectory", "DenseOutput", "Trajectory", "log_times", "solve_ode", "solve_ode_batch",
+    "Comparison", "SGDResult", "TrainingInterrupted", "compare", "make_trainer", "record_steps", "train_sgd",
     "__version__",
 ]

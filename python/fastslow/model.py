@@ -308,6 +308,26 @@ class Model:
         """The C++ model (for the integrator)."""
         return self._core
 
+    def simulator_functions(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """How the SGD simulator evaluates the activation and the target.
+
+        Named functions are evaluated exactly (a centred one minus its constant coefficient);
+        coefficient lists and callables through their Hermite series.
+        """
+        act = self._spec["activation"]
+        if isinstance(act, str):
+            name = act.strip().lower()
+            offset = float(hermite_series(name, max_order=self._spec["max_order"]).coefficients[0]) if self.centred else 0.0
+            act_spec = {"kind": "named", "name": name, "offset": offset}
+        else:
+            act_spec = {"kind": "hermite", "coefficients": np.asarray(self.s, dtype=float)}
+        tgt = self._spec["target"]
+        if isinstance(tgt, str):
+            tgt_spec = {"kind": "named", "name": tgt.strip().lower(), "offset": 0.0}
+        else:
+            tgt_spec = {"kind": "hermite", "coefficients": np.asarray(self.c, dtype=float)}
+        return act_spec, tgt_spec
+
     def replace(self, **changes: Any) -> "Model":
         """A copy with some constructor arguments changed (``lr_a=...``, ``target=...``)."""
         kw = dict(activation=self._spec["activation"], target=self._spec["target"], lr_w=self.lr_w,

@@ -199,3 +199,88 @@ def solve_ode_m_direct(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-8, 
     t_eval = np.asarray(t_eval, float)
     return solve_ivp(f, (0.0, float(t_eval[-1])), [float(m0), float(a0)], method=method, t_eval=t_eval,
                      rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------------------------
+# The finite network and one SGD step
+# ---------------------------------------------------------------------------------------------
+def named_function(name: str):
+    """``(sigma, sigma')`` of a named activation, from NumPy/SciPy (not from the core)."""
+    from scipy.special import erf, erfc, expit
+
+    rs2 = 1 / math.sqrt(2)
+    table = {
+        "tanh": (np.tanh, lambda u: 1 - np.tanh(u) ** 2),
+        "erf": (lambda u: erf(u * rs2), lambda u: math.sqrt(2 / math.pi) * np.exp(-u * u / 2)),
+        "relu": (lambda u: np.maximum(u, 0), lambda u: (u > 0).astype(float)),
+        "gelu": (lambda u: u * 0.5 * erfc(-u * rs2),
+                 lambda u: 0.5 * erfc(-u * rs2) + u * np.exp(-u * u / 2) / math.sqrt(2 * math.pi)),
+        "sigmoid": (expit, lambda u: expit(u) * (1 - expit(u))),
+        "quadratic": (lambda u: u * u, lambda u: 2 * u),
+        "linear": (lambda u: u, lambda u: np.ones_like(u)),
+    }
+    return table[name]
+
+
+def hermite_function(coef):
+    """``(f, f')`` of the series ``sum_k coef_k h_k``."""
+    coef = np.asarray(coef, float)
+    K = coef.size - 1
+
+    def f(u):
+        return np.tensordot(coef, hermite_values(u, K), axes=(0, 0))
+
+    def df(u):
+        if K == 0:
+            return np.zeros_like(np.asarray(u, float))
+        h = hermite_values(u, K - 1)
+        return np.tensordot(coef[1:] * np.sqrt(np.arange(1, K + 1)), h, axes=(0, 0))
+
+    return f, df
+
+
+def sgd_step(W, a, theta, X, xi, act, target, lr_w, lr_a, dt, noise):
+    """One large-batch SGD step of MODEL.md section 1 on a given batch, in float64.
+
+    ``act`` and ``target`` are ``(f, f')`` pairs. Returns ``(W_new, a_new, batch_loss)``.
+    """
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    X = np.asarray(X, float)
+    n, B = W.shape[0], X.shape[0]
+    P = X @ W.T
+    S, D = act[0](P), act[1](P)
+    f = S @ a / n
+    y = target[0](X @ theta) + math.sqrt(noise) * np.asarray(xi, float)
+    r = f - y
+    grad_a = S.T @ r / B
+    G = (D * (r[:, None] * a[None, :])).T @ X / B
+    W_new = W - lr_w * dt * G
+    W_new /= np.linalg.norm(W_new, axis=1, keepdims=True)
+    return W_new, a - lr_a * dt * grad_a, 0.5 * np.mean(r**2)
+
+
+def batch_loss(W, a, theta, X, xi, act, target, noise):
+    """``mean_b (f(x_b) - y_b)^2 / 2`` with ``f = (1/n) sum_i a_i sigma(w_i . x)`` (no normalisation)."""
+    n = W.shape[0]
+    f = act[0](X @ W.T) @ a / n
+    y = target[0](X @ theta) + math.sqrt(noise) * np.asarray(xi, float)
+    return 0.5 * np.mean((f - y) ** 2)
+
+
+def population_loss_mc(W, a, theta, act, target, noise, samples: int = 200_000, seed: int = 0):
+    """Monte-Carlo estimate of the population loss and its standard error."""
+    rng = np.random.default_rng(seed)
+    d = W.shape[1]
+    total, total2, done = 0.0, 0.0, 0
+    while done < samples:
+        m = min(20_000, samples - done)
+        X = rng.standard_normal((m, d))
+        f = act[0](X @ W.T) @ a / W.shape[0]
+        v = 0.5 * (f - target[0](X @ theta)) ** 2
+        total += v.sum()
+        total2 += (v**2).sum()
+        done += m
+    mean = total / samples
+    se = math.sqrt(max(total2 / samples - mean**2, 0.0) / samples)
+    return mean + 0.5 * noise, se

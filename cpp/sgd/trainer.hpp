@@ -1,0 +1,291 @@
+// The finite two-layer network trained by large-batch online SGD (MODEL.md section 1):
+//   f(x) = (1/n) sum_i a_i sigma(w_i . x),  |w_i| = 1,  y = g(theta . x) + sqrt(noise) xi,
+//   a_i <- a_i - lr_a dt mean_b[ r_b sigma(w_i . x_b) ],
+//   w_i <- normalise( w_i - lr_w dt mean_b[ r_b a_i sigma'(w_i . x_b) x_b ] ),  r_b = f(x_b) - y_b.
+// One step: a fresh Gaussian batch X (B x d) from counter-based streams keyed by (seed, step,
+// row); P = X W^T and G = M^T X as BLAS GEMMs; the activation, its derivative and the residual
+// in one fused pass over P; updates and row renormalisation. Every reduction has a fixed order,
+// so results do not depend on the number of threads.
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../blas.hpp"
+#include "functions.hpp"
+#include "philox.hpp"
+
+namespace fastslow::sgd {
+
+struct Config {
+  int d = 0, n = 0, batch = 0;
+  double dt = 0.0, lr_w = 0.0, lr_a = 0.0, noise = 0.0;
+  std::uint64_t seed = 0;
+  double a0 = 0.0, m0 = 0.0;
+  int threads = 1;
+};
+
+struct OrderParameters {
+  double m_mean, m_std, a_mean, a_std;
+};
+
+class DivergenceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+class Trainer {
+ public:
+  Trainer(const Config& cfg, Function activation, Function target) : cfg_(cfg), act_(std::move(activation)), tgt_(std::move(target)) {
+    auto positive_int = [](int v, const char* f) {
+      if (v <= 0) throw std::invalid_argument(std::string(f) + ": must be a positive integer, got " + std::to_string(v));
+    };
+    positive_int(cfg.d, "d");
+    positive_int(cfg.n, "n");
+    positive_int(cfg.batch, "batch");
+    positive_int(cfg.threads, "threads");
+    auto positive = [](double v, const char* f) {
+      if (!(std::isfinite(v) && v > 0.0)) throw std::invalid_argument(std::string(f) + ": must be finite and > 0, got " + std::to_string(v));
+    };
+    positive(cfg.dt, "dt");
+    positive(cfg.lr_w, "lr_w");
+    positive(cfg.lr_a, "lr_a");
+    if (!(std::isfinite(cfg.noise) && cfg.noise >= 0.0)) throw std::invalid_argument("noise: must be finite and >= 0");
+    if (!std::isfinite(cfg.a0)) throw std::invalid_argument("a0: must be finite");
+    if (!(std::isfinite(cfg.m0) && std::abs(cfg.m0) <= 1.0)) throw std::invalid_argument("m0: must be in [-1, 1]");
+    if (cfg.d < 2) throw std::invalid_argument("d: must be >= 2 (a teacher direction and its complement)");
+    const std::size_t d = cfg.d, n = cfg.n, B = cfg.batch;
+    W_.assign(n * d, T(0));
+    a_.assign(n, T(cfg.a0));
+    theta_.assign(d, T(0));
+    X_.assign(B * d, T(0));
+    P_.assign(B * n, T(0));
+    D_.assign(B * n, T(0));
+    G_.assign(n * d, T(0));
+    z_.assign(B, T(0));
+    r_.assign(B, T(0));
+    ga_.assign(n, T(0));
+    initialise();
+  }
+
+  const Config& config() const { return cfg_; }
+  std::uint64_t step_count() const { return step_; }
+  double last_batch_loss() const { return batch_loss_; }
+  T* W() { return W_.data(); }
+  T* a() { return a_.data(); }
+  T* theta() { return theta_.data(); }
+  void set_step_count(std::uint64_t s) { step_ = s; }
+
+  // Run k steps; `interrupted` (may be empty) is polled between steps and stops the run early.
+  // Returns the number of steps done.
+  long run(long k, const std::function<bool()>& interrupted = {}) {
+    blas::ScopedBlasThreads bt(cfg_.threads);
+    for (long i = 0; i < k; ++i) {
+      if (interrupted && interrupted()) return i;
+      draw_batch();
+      update();
+    }
+    return k;
+  }
+
+  // One step on a given batch X (B x d, row-major) and label noise xi (B): for tests.
+  void step_with_batch(const T* X, const T* xi) {
+    blas::ScopedBlasThreads bt(cfg_.threads);
+    std::copy(X, X + X_.size(), X_.begin());
+    xi_.assign(xi, xi + cfg_.batch);
+    update();
+  }
+
+  OrderParameters order_parameters() const {
+    const std::size_t d = cfg_.d, n = cfg_.n;
+    double sm = 0, sm2 = 0, sa = 0, sa2 = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      double m = 0;
+      for (std::size_t j = 0; j < d; ++j) m += double(W_[i * d + j]) * double(theta_[j]);
+      sm += m;
+      sm2 += m * m;
+      sa += double(a_[i]);
+      sa2 += double(a_[i]) * double(a_[i]);
+    }
+    const double mm = sm / n, am = sa / n;
+    return {mm, std::sqrt(std::max(0.0, sm2 / n - mm * mm)), am, std::sqrt(std::max(0.0, sa2 / n - am * am))};
+  }
+
+  // Alignments m_i = w_i . theta.
+  std::vector<double> alignments() const {
+    const std::size_t d = cfg_.d, n = cfg_.n;
+    std::vector<double> m(n, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j) m[i] += double(W_[i * d + j]) * double(theta_[j]);
+    return m;
+  }
+
+  // Exact population loss of the finite network from Q = W W^T (one SYRK, in double) and
+  // Mehler's formula E[sigma(u_i) sigma(u_j)] = sum_k s_k^2 rho_ij^k (rows have unit norm, so
+  // the diagonal is E[sigma^2] = second_moment). s, c: Hermite coefficients of activation and
+  // target; target_tail: E[g^2] - sum c_k^2.
+  double population_loss(const std::vector<double>& s, const std::vector<double>& c, double second_moment,
+                         double target_tail) const {
+    const int d = cfg_.d, n = cfg_.n;
+    std::vector<double> Wd(W_.begin(), W_.end()), Q(std::size_t(n) * n, 0.0);
+    {
+      blas::ScopedBlasThreads bt(cfg_.threads);
+      scipy_cblas_dsyrk(blas::RowMajor, blas::Upper, blas::NoTrans, n, d, 1.0, Wd.data(), d, 0.0, Q.data(), n);
+    }
+    std::vector<double> s2(s.size());
+    for (std::size_t k = 0; k < s.size(); ++k) s2[k] = s[k] * s[k];
+    auto kernel = [&](double rho) {
+      double acc = 0.0;
+      for (std::size_t k = s2.size(); k-- > 0;) acc = acc * rho + s2[k];
+      return acc;
+    };
+    const std::vector<double> m = alignments();
+    double self = 0.0, cross = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : self, cross) num_threads(cfg_.threads)
+    for (int i = 0; i < n; ++i) {
+      const double ai = a_[i];
+      double row = ai * second_moment;  // diagonal
+      for (int j = i + 1; j < n; ++j) row += 2.0 * double(a_[j]) * kernel(Q[std::size_t(i) * n + j]);
+      self += ai * row;
+      double bi = 0.0, mk = 1.0;
+      for (std::size_t k = 0; k < std::min(s.size(), c.size()); ++k, mk *= m[i]) bi += s[k] * c[k] * mk;
+      cross += ai * bi;
+    }
+    double c2 = target_tail;
+    for (double ck : c) c2 += ck * ck;
+    const double nn = double(n);
+    return 0.5 * (self / (nn * nn) - 2.0 * cross / nn + c2) + 0.5 * cfg_.noise;
+  }
+
+ private:
+  void initialise() {
+    const std::size_t d = cfg_.d, n = cfg_.n;
+    const bool precise = sizeof(T) == 8;
+    std::vector<double> th(d);
+    rng::normal_row(cfg_.seed, rng::Teacher, 0, 0, th.data(), d, true);
+    double nrm = 0;
+    for (double v : th) nrm += v * v;
+    nrm = std::sqrt(nrm);
+    for (std::size_t j = 0; j < d; ++j) th[j] /= nrm;
+    for (std::size_t j = 0; j < d; ++j) theta_[j] = T(th[j]);
+    const double m0 = cfg_.m0, c0 = std::sqrt(std::max(0.0, 1.0 - m0 * m0));
+#pragma omp parallel for schedule(static) num_threads(cfg_.threads)
+    for (long long i = 0; i < (long long)n; ++i) {
+      std::vector<double> u(d);
+      rng::normal_row(cfg_.seed, rng::InitWeights, 0, std::uint64_t(i), u.data(), d, true);
+      double proj = 0;
+      for (std::size_t j = 0; j < d; ++j) proj += u[j] * th[j];
+      double nu = 0;
+      for (std::size_t j = 0; j < d; ++j) {
+        u[j] -= proj * th[j];
+        nu += u[j] * u[j];
+      }
+      nu = std::sqrt(nu);
+      double nw = 0;
+      std::vector<double> w(d);
+      for (std::size_t j = 0; j < d; ++j) {
+        w[j] = m0 * th[j] + c0 * u[j] / nu;
+        nw += w[j] * w[j];
+      }
+      nw = std::sqrt(nw);
+      for (std::size_t j = 0; j < d; ++j) W_[std::size_t(i) * d + j] = T(w[j] / nw);
+    }
+    (void)precise;
+  }
+
+  void draw_batch() {
+    const std::size_t d = cfg_.d, B = cfg_.batch;
+    const bool precise = sizeof(T) == 8;
+    xi_.assign(B, T(0));
+    const bool noisy = cfg_.noise > 0.0;
+#pragma omp parallel for schedule(static) num_threads(cfg_.threads)
+    for (long long b = 0; b < (long long)B; ++b) {
+      rng::normal_row(cfg_.seed, rng::Data, step_, std::uint64_t(b), X_.data() + std::size_t(b) * d, d, precise);
+      if (noisy) rng::normal_row(cfg_.seed, rng::Noise, step_, std::uint64_t(b), xi_.data() + b, 1, precise);
+    }
+  }
+
+  void update() {
+    const int d = cfg_.d, n = cfg_.n, B = cfg_.batch;
+    const int th = cfg_.threads;
+    // P = X W^T (B x n)
+    blas::gemm(blas::NoTrans, blas::Trans, B, n, d, T(1), X_.data(), d, W_.data(), d, T(0), P_.data(), n);
+    const double sqrt_noise = std::sqrt(cfg_.noise), inv_n = 1.0 / n, inv_B = 1.0 / B;
+    double loss = 0.0;
+    // Fused pass: sigma and sigma' over P, the output, the target and the residual, per row.
+#pragma omp parallel for schedule(static) reduction(+ : loss) num_threads(th)
+    for (int b = 0; b < B; ++b) {
+      const T* x = X_.data() + std::size_t(b) * d;
+      double zb = 0.0;
+      for (int j = 0; j < d; ++j) zb += double(x[j]) * double(theta_[j]);
+      T* p = P_.data() + std::size_t(b) * n;
+      T* q = D_.data() + std::size_t(b) * n;
+      double f = 0.0;
+      for (int i = 0; i < n; ++i) {
+        double v, dv;
+        act_.eval(double(p[i]), v, dv);
+        p[i] = T(v);
+        q[i] = T(dv);
+        f += double(a_[i]) * v;
+      }
+      f *= inv_n;
+      const double y = tgt_.value(zb) + sqrt_noise * double(xi_[b]);
+      const double r = f - y;
+      r_[b] = T(r);
+      loss += 0.5 * r * r;
+      // M_bi = r_b a_i sigma'(p_bi) / B, in place of sigma'
+      const double rB = r * inv_B;
+      for (int i = 0; i < n; ++i) q[i] = T(rB * double(a_[i]) * double(q[i]));
+    }
+    batch_loss_ = loss * inv_B;
+    // grad_a_i = mean_b r_b sigma(p_bi): columns split across threads, rows summed in order.
+#pragma omp parallel for schedule(static) num_threads(th)
+    for (int i = 0; i < n; ++i) {
+      double acc = 0.0;
+      for (int b = 0; b < B; ++b) acc += double(r_[b]) * double(P_[std::size_t(b) * n + i]);
+      ga_[i] = T(acc * inv_B);
+    }
+    // G = M^T X (n x d)
+    blas::gemm(blas::Trans, blas::NoTrans, n, d, B, T(1), D_.data(), n, X_.data(), d, T(0), G_.data(), d);
+    const double sw = cfg_.lr_w * cfg_.dt, sa = cfg_.lr_a * cfg_.dt;
+    bool finite = true;
+#pragma omp parallel for schedule(static) reduction(&& : finite) num_threads(th)
+    for (int i = 0; i < n; ++i) {
+      T* w = W_.data() + std::size_t(i) * d;
+      const T* g = G_.data() + std::size_t(i) * d;
+      double nrm = 0.0;
+      for (int j = 0; j < d; ++j) {
+        const double wj = double(w[j]) - sw * double(g[j]);
+        w[j] = T(wj);
+        nrm += wj * wj;
+      }
+      const double inv = 1.0 / std::sqrt(nrm);
+      for (int j = 0; j < d; ++j) w[j] = T(double(w[j]) * inv);
+      a_[i] = T(double(a_[i]) - sa * double(ga_[i]));
+      finite = finite && std::isfinite(nrm) && nrm > 0.0 && std::isfinite(double(a_[i]));
+    }
+    ++step_;
+    if (!finite || !std::isfinite(batch_loss_)) {
+      const auto op = order_parameters();
+      throw DivergenceError("SGD diverged at step " + std::to_string(step_) + " (t = " +
+                            std::to_string(double(step_) * cfg_.dt) + "): m_mean = " + std::to_string(op.m_mean) +
+                            ", a_mean = " + std::to_string(op.a_mean) + ", batch loss = " +
+                            std::to_string(batch_loss_) + "; lower dt or the learning rates");
+    }
+  }
+
+  Config cfg_;
+  Function act_, tgt_;
+  std::uint64_t step_ = 0;
+  double batch_loss_ = 0.0;
+  std::vector<T> W_, a_, theta_, X_, P_, D_, G_, z_, r_, ga_, xi_;
+};
+
+}  // namespace fastslow::sgd

@@ -1,0 +1,252 @@
+"""The SGD simulator: random streams, one step against the NumPy reference, gradients, the exact
+population loss, reproducibility, validation, and the comparison with the limit ODE."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastslow as fs
+from fastslow import _core
+from fastslow import reference as ref
+
+
+# --- random streams ------------------------------------------------------------------------------
+def test_philox_known_answers():
+    """Random123's known-answer vectors for Philox4x32-10."""
+    assert _core.philox4x32([0, 0, 0, 0], [0, 0]) == [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    assert _core.philox4x32([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2) == [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]
+    assert _core.philox4x32([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0]) == [
+        0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]
+
+
+@pytest.mark.parametrize("precise", [False, True])
+def test_normal_streams(precise):
+    x = _core.normal_row(7, 0, 3, 11, 400_000, precise)
+    se = 1 / math.sqrt(x.size)
+    assert abs(x.mean()) < 5 * se
+    assert abs(x.var() - 1) < 5 * math.sqrt(2) * se
+    assert abs(np.mean(x**4) - 3) < 5 * math.sqrt(96) * se
+    np.testing.assert_array_equal(x, _core.normal_row(7, 0, 3, 11, 400_000, precise))  # a pure function
+    other = _core.normal_row(7, 0, 3, 12, 1000, precise)  # another row: unrelated
+    assert abs(np.corrcoef(x[:1000], other)[0, 1]) < 0.15
+
+
+# --- one step against the reference ----------------------------------------------------------------
+STEP_MODELS = [
+    ("tanh", {1: 1.0, 3: 0.3}, False, 0.0),
+    ("erf", {1: 1.0, 2: 0.2}, False, 0.1),
+    ("relu", {1: 1.0}, False, 0.0),
+    ("gelu", {1: 1.0, 2: -0.4}, True, 0.0),
+    ("sigmoid", "tanh", False, 0.05),
+    ("quadratic", {0: 0.3, 2: 1.0}, False, 0.0),
+    ({"hermite": [0.1, 1.0, -0.5, 0.3]}, {1: 1.0, 3: 0.2}, False, 0.0),
+]
+
+
+def _reference_functions(model: fs.Model):
+    act_spec, tgt_spec = model.simulator_functions()
+    if act_spec["kind"] == "named":
+        f, df = ref.named_function(act_spec["name"])
+        off = act_spec["offset"]
+        act = (lambda u, f=f, off=off: f(u) - off, df)
+    else:
+        act = ref.hermite_function(act_spec["coefficients"])
+    tgt = ref.named_function(tgt_spec["name"]) if tgt_spec["kind"] == "named" else ref.hermite_function(tgt_spec["coefficients"])
+    return act, tgt
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-11), ("float32", 2e-4)])
+@pytest.mark.parametrize("act_name,tgt,centred,noise", STEP_MODELS)
+def test_step_matches_reference(act_name, tgt, centred, noise, dtype, rtol):
+    model = fs.Model(act_name, tgt, lr_w=0.7, lr_a=0.3, noise=noise, centred=centred)
+    d, n, B = 24, 16, 64
+    tr = fs.make_trainer(model, d, n, B, dt=0.1, a0=0.8, m0=0.2, seed=3, dtype=dtype, threads=1)
+    W0, a0, theta = tr.W.astype(float).copy(), tr.a.astype(float).copy(), tr.theta.astype(float).copy()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((B, d)).astype(np.float32 if dtype == "float32" else np.float64)
+    xi = rng.standard_normal(B).astype(X.dtype)
+    tr.step_with_batch(X, xi)
+    act, target = _reference_functions(model)
+    W1, a1, loss = ref.sgd_step(W0, a0, theta, X.astype(float), xi.astype(float), act, target, 0.7, 0.3, 0.1, noise)
+    np.testing.assert_allclose(tr.W, W1, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(tr.a, a1, rtol=rtol, atol=rtol)
+    assert tr.batch_loss == pytest.approx(loss, rel=rtol * 10)
+
+
+def test_update_is_the_gradient_of_the_batch_loss():
+    """a_i moves by -lr_a dt n dL/da_i and w_i by -lr_w dt n dL/dw_i (projected): finite differences."""
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0)
+    d, n, B, dt = 10, 6, 40, 1e-7
+    tr = fs.make_trainer(model, d, n, B, dt=dt, a0=0.7, m0=0.3, seed=1, dtype="float64", threads=1)
+    W0, a0, theta = tr.W.copy(), tr.a.copy(), tr.theta.copy()
+    X = np.random.default_rng(5).standard_normal((B, d))
+    xi = np.zeros(B)
+    tr.step_with_batch(X, xi)
+    act, target = _reference_functions(model)
+    h = 1e-6
+    for i in range(n):
+        ap, am = a0.copy(), a0.copy()
+        ap[i] += h
+        am[i] -= h
+        g = (ref.batch_loss(W0, ap, theta, X, xi, act, target, 0) - ref.batch_loss(W0, am, theta, X, xi, act, target, 0)) / (2 * h)
+        assert (tr.a[i] - a0[i]) / dt == pytest.approx(-n * g, rel=1e-5, abs=1e-9)
+    # first layer: the tangential part of the gradient (the normalisation removes the radial one)
+    i = 2
+    gw = np.zeros(d)
+    for j in range(d):
+        Wp, Wm = W0.copy(), W0.copy()
+        Wp[i, j] += h
+        Wm[i, j] -= h
+        gw[j] = (ref.batch_loss(Wp, a0, theta, X, xi, act, target, 0) - ref.batch_loss(Wm, a0, theta, X, xi, act, target, 0)) / (2 * h)
+    tangential = gw - np.dot(gw, W0[i]) * W0[i]
+    np.testing.assert_allclose((tr.W[i] - W0[i]) / dt, -n * tangential, rtol=1e-4, atol=1e-7)
+
+
+# --- population loss -------------------------------------------------------------------------------
+@pytest.mark.parametrize("act_name,tgt,centred,noise", [STEP_MODELS[0], STEP_MODELS[1], STEP_MODELS[3]])
+def test_population_loss_matches_monte_carlo(act_name, tgt, centred, noise):
+    model = fs.Model(act_name, tgt, lr_w=1.0, lr_a=1.0, noise=noise, centred=centred)
+    tr = fs.make_trainer(model, 20, 12, 256, dt=0.2, a0=1.3, m0=0.4, seed=2, dtype="float64", threads=1)
+    tr.run(15)  # somewhere along a trajectory, with spread-out neurons
+    s, c = np.asarray(model.s), np.asarray(model.c)
+    exact = tr.population_loss(s, c, float(np.sum(s**2) + model.activation_series.tail), model.target_series.tail)
+    act, target = _reference_functions(model)
+    mc, se = ref.population_loss_mc(tr.W.copy(), tr.a.copy(), tr.theta.copy(), act, target, noise, samples=400_000)
+    assert abs(exact - mc) < 4 * se, f"exact {exact:.6f} vs Monte Carlo {mc:.6f} +- {se:.1e}"
+
+
+# --- reproducibility -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_independent_of_thread_count(dtype):
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0, noise=0.01)
+    runs = []
+    for threads in (1, 2):
+        tr = fs.make_trainer(model, 64, 48, 96, dt=0.05, a0=0.5, seed=9, dtype=dtype, threads=threads)
+        tr.run(10)
+        runs.append((tr.W.copy(), tr.a.copy()))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_seed_controls_the_run():
+    model = fs.Model("tanh", {1: 1.0})
+    r1 = fs.train_sgd(model, 32, 16, 64, 0.05, 20, a0=0.5, seed=4, record=5, progress=False)
+    r2 = fs.train_sgd(model, 32, 16, 64, 0.05, 20, a0=0.5, seed=4, record=5, progress=False)
+    r3 = fs.train_sgd(model, 32, 16, 64, 0.05, 20, a0=0.5, seed=5, record=5, progress=False)
+    np.testing.assert_array_equal(r1.m_mean, r2.m_mean)
+    assert not np.array_equal(r1.m_mean, r3.m_mean)
+
+
+def test_initialisation():
+    model = fs.Model("tanh", {1: 1.0})
+    tr = fs.make_trainer(model, 200, 50, 8, dt=0.1, a0=0.25, m0=0.3, seed=0, dtype="float64")
+    np.testing.assert_allclose(np.linalg.norm(tr.W, axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(tr.W @ tr.theta, 0.3, rtol=1e-12)
+    np.testing.assert_allclose(tr.a, 0.25)
+    assert np.linalg.norm(tr.theta) == pytest.approx(1.0, rel=1e-14)
+    op = tr.order_parameters()
+    assert op["m_mean"] == pytest.approx(0.3) and op["m_std"] < 1e-12
+
+
+def test_views_share_memory():
+    tr = fs.make_trainer(fs.Model("tanh"), 8, 4, 8, dt=0.1, a0=1.0)
+    W = tr.W
+    before = W.copy()
+    tr.run(1)
+    assert not np.array_equal(W, before)  # the view follows the trainer's state
+    assert W.base is not None
+
+
+# --- records -----------------------------------------------------------------------------------
+def test_train_sgd_records():
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0)
+    r = fs.train_sgd(model, 64, 32, 256, 0.05, 40, a0=0.5, record=8, progress=False)
+    assert r.step[0] == 0 and r.step[-1] == 40 and np.all(np.diff(r.step) > 0)
+    np.testing.assert_allclose(r.t, r.step * 0.05)
+    assert math.isnan(r.batch_loss[0]) and np.all(np.isfinite(r.batch_loss[1:]))
+    assert np.all(np.isfinite(r.pop_loss)) and r.pop_loss[-1] < r.pop_loss[0]
+    # at initialisation all neurons are identical in a and have m_i = 0 exactly
+    assert r.a_std[0] == 0.0 and abs(r.m_mean[0]) < 1e-6
+    lin = fs.record_steps(100, 5, "linear")
+    np.testing.assert_array_equal(lin, [0, 25, 50, 75, 100])
+    d = r.to_dict()
+    assert d["params"]["model"]["activation"] == "tanh"
+
+
+@pytest.mark.slow
+def test_sgd_follows_the_ode():
+    """MODEL.md / issue 3: n = d = 256, B = 8d, dt = 0.05, t <= 10: deviation < 0.01 in m, 0.02 in a."""
+    model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
+    r = fs.train_sgd(model, 256, 256, 2048, 0.05, 200, a0=0.5, record=21, spacing="linear", progress=False)
+    traj = fs.solve_ode(model, 0.5, 0.0, r.t)
+    cmp = fs.compare(r, traj)
+    assert cmp.max_dm < 0.01 and cmp.max_da < 0.02, (cmp.max_dm, cmp.max_da)
+    # the exact population loss of the finite network is close to the limit loss
+    np.testing.assert_allclose(r.pop_loss, traj.loss, atol=0.01)
+
+
+# --- failures and validation ---------------------------------------------------------------------
+def test_divergence_is_a_clear_error():
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1e6)
+    with pytest.raises(RuntimeError, match=r"diverged at step \d+ .*m_mean"):
+        fs.train_sgd(model, 16, 8, 32, 10.0, 200, a0=1.0, record=3, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(d=0), "d"), (dict(d=-3), "d"), (dict(d=1), "d"), (dict(n=0), "n"), (dict(batch=0), "batch"),
+        (dict(steps=0), "steps"), (dict(steps=2.5), "steps"), (dict(dt=0.0), "dt"), (dict(dt=float("nan")), "dt"),
+        (dict(dtype="float16"), "dtype"), (dict(m0=1.5), "m0"), (dict(a0=float("inf")), "a0"),
+        (dict(seed=-1), "seed"), (dict(threads=0), "threads"), (dict(record=1), "record"),
+        (dict(d=10**6, n=10**6, batch=10**6), "GiB"), (dict(model="tanh"), "model"),
+    ],
+)
+def test_bad_sgd_input(kwargs, field):
+    args = dict(model=fs.Model("tanh"), d=8, n=4, batch=8, dt=0.1, steps=2, a0=1.0, progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=field):
+        fs.train_sgd(**args)
+
+
+def test_compare_validation():
+    model = fs.Model("tanh")
+    r = fs.train_sgd(model, 8, 4, 8, 0.1, 4, a0=1.0, record=3, progress=False)
+    with pytest.raises(ValueError, match="trajectory"):
+        fs.compare(r, "not a trajectory")
+    far = fs.solve_ode(model, 1.0, 0.0, [0.0, 0.1], dense_output=False)
+    with pytest.raises(ValueError, match="t_eval=sgd.t"):
+        fs.compare(r, far)
+
+
+def test_ctrl_c_keeps_the_records():
+    code = (
+        "import fastslow as fs, sys\n"
+        "m = fs.Model('tanh', {1: 1.0, 3: 0.3}, lr_a=1.0)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    fs.train_sgd(m, 256, 256, 1024, 0.01, 100000, a0=0.5, record=100000, spacing='linear', progress=False)\n"
+        "except fs.TrainingInterrupted as exc:\n"
+        "    r = exc.result\n"
+        "    print('interrupted', r.step.size, int(r.step[-1]), flush=True)\n"
+        "    sys.exit(0)\n"
+        "sys.exit(3)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    waited = time.monotonic() - sent
+    assert p.returncode == 0, out
+    words = out.split()
+    assert words[0] == "interrupted" and int(words[1]) >= 2 and int(words[2]) > 0
+    assert waited < 1.0, f"took {waited:.2f} s to stop"
