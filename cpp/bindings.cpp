@@ -14,6 +14,7 @@
 #include "ode/solve.hpp"
 #include "sgd/philox.hpp"
 #include "sgd/trainer.hpp"
+#include "sgd/ziggurat.hpp"
 
 namespace py = pybind11;
 using namespace fastslow;  // NOLINT: this translation unit only
@@ -407,5 +408,25 @@ PYBIND11_MODULE(_core, mod) {
         return make_array(out);
       },
       py::arg("seed"), py::arg("stream"), py::arg("step"), py::arg("row"), py::arg("length"), py::arg("precise"),
-      "The standard normals the simulator draws for one row of a stream.");
+      "Box-Muller standard normals of one row of a stream (the float64 simulator's data).");
+  mod.def(
+      "tanh_f32",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        py::array_t<float> v(x.size()), dv(x.size());
+        std::copy(x.data(), x.data() + x.size(), v.mutable_data());
+        sgd::tanh_row_f32(v.mutable_data(), dv.mutable_data(), int(x.size()), 0.0f);
+        return py::make_tuple(v, dv);
+      },
+      py::arg("x"), "The float32 simulator's tanh and its derivative (for accuracy tests).");
+  mod.def(
+      "ziggurat_row",
+      [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length) {
+        if (stream < 0 || stream > 3) throw std::invalid_argument("stream: must be in 0..3");
+        if (length < 0) throw std::invalid_argument("length: must be >= 0");
+        std::vector<double> out(static_cast<std::size_t>(length));
+        rng::ziggurat_row(seed, rng::Stream(stream), step, row, out.data(), out.size());
+        return make_array(out);
+      },
+      py::arg("seed"), py::arg("stream"), py::arg("step"), py::arg("row"), py::arg("length"),
+      "Ziggurat standard normals of one row of a stream (the float32 simulator's data).");
 }

@@ -4,11 +4,37 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../activation.hpp"
+#include "../model.hpp"  // FASTSLOW_HOT
 
 namespace fastslow::sgd {
+
+// tanh and its derivative over a row of float32 values, in place (uv: in u, out tanh(u) - offset;
+// dv: tanh'(u)). A rational minimax approximation on [-9, 9] (the one of Eigen's fast tanh),
+// within 4e-7 of tanh: float32 accuracy, with no libm call, so the loop vectorises.
+FASTSLOW_HOT inline void tanh_row_f32(float* uv, float* __restrict dv, int n, float offset) {
+  for (int i = 0; i < n; ++i) {
+    const float x = std::fmin(9.0f, std::fmax(-9.0f, uv[i]));
+    const float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    const float t = x * p / q;
+    uv[i] = t - offset;
+    dv[i] = 1.0f - t * t;
+  }
+}
 
 class Function {
  public:
@@ -59,6 +85,23 @@ class Function {
       h = hp;
     }
   }
+  // Values and derivatives over a row, in place: uv holds u on entry and f(u) on exit.
+  template <class T>
+  void eval_row(T* uv, T* dv, int n) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (named_ && kind_ == Activation::Tanh) {
+        tanh_row_f32(uv, dv, n, float(offset_));
+        return;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      double v, d;
+      eval(double(uv[i]), v, d);
+      uv[i] = T(v);
+      dv[i] = T(d);
+    }
+  }
+
   double value(double u) const {
     double v, dv;
     eval(u, v, dv);

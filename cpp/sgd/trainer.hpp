@@ -20,6 +20,7 @@
 #include "../blas.hpp"
 #include "functions.hpp"
 #include "philox.hpp"
+#include "ziggurat.hpp"
 
 namespace fastslow::sgd {
 
@@ -62,15 +63,13 @@ class Trainer {
     if (!(std::isfinite(cfg.m0) && std::abs(cfg.m0) <= 1.0)) throw std::invalid_argument("m0: must be in [-1, 1]");
     if (cfg.d < 2) throw std::invalid_argument("d: must be >= 2 (a teacher direction and its complement)");
     const std::size_t d = cfg.d, n = cfg.n, B = cfg.batch;
-    W_.assign(n * d, T(0));
+    W_.assign((n + 1) * d, T(0));  // the teacher direction is stored as row n: z = X theta comes with P
     a_.assign(n, T(cfg.a0));
-    theta_.assign(d, T(0));
     X_.assign(B * d, T(0));
-    P_.assign(B * n, T(0));
+    P_.assign(B * (n + 1), T(0));
     D_.assign(B * n, T(0));
     G_.assign(n * d, T(0));
-    z_.assign(B, T(0));
-    r_.assign(B, T(0));
+    r_.assign(B, 0.0);
     ga_.assign(n, T(0));
     initialise();
   }
@@ -80,13 +79,14 @@ class Trainer {
   double last_batch_loss() const { return batch_loss_; }
   T* W() { return W_.data(); }
   T* a() { return a_.data(); }
-  T* theta() { return theta_.data(); }
+  T* theta() { return W_.data() + std::size_t(cfg_.n) * cfg_.d; }
+  const T* theta() const { return W_.data() + std::size_t(cfg_.n) * cfg_.d; }
   void set_step_count(std::uint64_t s) { step_ = s; }
 
   // Run k steps; `interrupted` (may be empty) is polled between steps and stops the run early.
   // Returns the number of steps done.
   long run(long k, const std::function<bool()>& interrupted = {}) {
-    blas::ScopedBlasThreads bt(cfg_.threads);
+    blas::ScopedBlasThreads bt(1);  // OpenMP threads call single-threaded BLAS on their blocks
     for (long i = 0; i < k; ++i) {
       if (interrupted && interrupted()) return i;
       draw_batch();
@@ -97,9 +97,10 @@ class Trainer {
 
   // One step on a given batch X (B x d, row-major) and label noise xi (B): for tests.
   void step_with_batch(const T* X, const T* xi) {
-    blas::ScopedBlasThreads bt(cfg_.threads);
+    blas::ScopedBlasThreads bt(1);
     std::copy(X, X + X_.size(), X_.begin());
     xi_.assign(xi, xi + cfg_.batch);
+    have_batch_ = true;
     update();
   }
 
@@ -108,7 +109,7 @@ class Trainer {
     double sm = 0, sm2 = 0, sa = 0, sa2 = 0;
     for (std::size_t i = 0; i < n; ++i) {
       double m = 0;
-      for (std::size_t j = 0; j < d; ++j) m += double(W_[i * d + j]) * double(theta_[j]);
+      for (std::size_t j = 0; j < d; ++j) m += double(W_[i * d + j]) * double(theta()[j]);
       sm += m;
       sm2 += m * m;
       sa += double(a_[i]);
@@ -123,7 +124,7 @@ class Trainer {
     const std::size_t d = cfg_.d, n = cfg_.n;
     std::vector<double> m(n, 0.0);
     for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < d; ++j) m[i] += double(W_[i * d + j]) * double(theta_[j]);
+      for (std::size_t j = 0; j < d; ++j) m[i] += double(W_[i * d + j]) * double(theta()[j]);
     return m;
   }
 
@@ -134,7 +135,7 @@ class Trainer {
   double population_loss(const std::vector<double>& s, const std::vector<double>& c, double second_moment,
                          double target_tail) const {
     const int d = cfg_.d, n = cfg_.n;
-    std::vector<double> Wd(W_.begin(), W_.end()), Q(std::size_t(n) * n, 0.0);
+    std::vector<double> Wd(W_.begin(), W_.begin() + std::size_t(n) * d), Q(std::size_t(n) * n, 0.0);
     {
       blas::ScopedBlasThreads bt(cfg_.threads);
       scipy_cblas_dsyrk(blas::RowMajor, blas::Upper, blas::NoTrans, n, d, 1.0, Wd.data(), d, 0.0, Q.data(), n);
@@ -174,7 +175,7 @@ class Trainer {
     for (double v : th) nrm += v * v;
     nrm = std::sqrt(nrm);
     for (std::size_t j = 0; j < d; ++j) th[j] /= nrm;
-    for (std::size_t j = 0; j < d; ++j) theta_[j] = T(th[j]);
+    for (std::size_t j = 0; j < d; ++j) theta()[j] = T(th[j]);
     const double m0 = cfg_.m0, c0 = std::sqrt(std::max(0.0, 1.0 - m0 * m0));
 #pragma omp parallel for schedule(static) num_threads(cfg_.threads)
     for (long long i = 0; i < (long long)n; ++i) {
@@ -201,75 +202,113 @@ class Trainer {
   }
 
   void draw_batch() {
-    const std::size_t d = cfg_.d, B = cfg_.batch;
+    xi_.assign(cfg_.batch, T(0));
+    have_batch_ = false;  // drawn block by block inside update(), where it is used
+  }
+
+  // Rows [b0, b1) of the batch: draw (unless given), P = X W^T, the fused activation pass and
+  // the residuals.
+  void forward_block(int b0, int b1) {
+    const int d = cfg_.d, n = cfg_.n;
     const bool precise = sizeof(T) == 8;
-    xi_.assign(B, T(0));
     const bool noisy = cfg_.noise > 0.0;
-#pragma omp parallel for schedule(static) num_threads(cfg_.threads)
-    for (long long b = 0; b < (long long)B; ++b) {
-      rng::normal_row(cfg_.seed, rng::Data, step_, std::uint64_t(b), X_.data() + std::size_t(b) * d, d, precise);
-      if (noisy) rng::normal_row(cfg_.seed, rng::Noise, step_, std::uint64_t(b), xi_.data() + b, 1, precise);
+    if (!have_batch_) {
+      for (int b = b0; b < b1; ++b) {
+        // float64: Box-Muller on 53-bit uniforms; float32: the Ziggurat on 32-bit words.
+        if (precise)
+          rng::normal_row(cfg_.seed, rng::Data, step_, std::uint64_t(b), X_.data() + std::size_t(b) * d, d, true);
+        else
+          rng::ziggurat_row(cfg_.seed, rng::Data, step_, std::uint64_t(b), X_.data() + std::size_t(b) * d, d);
+        if (noisy) rng::normal_row(cfg_.seed, rng::Noise, step_, std::uint64_t(b), xi_.data() + b, 1, precise);
+      }
     }
+    const int ldp = n + 1;  // [P | z]: X times [W; theta]^T
+    if (b1 > b0)
+      blas::gemm(blas::NoTrans, blas::Trans, b1 - b0, ldp, d, T(1), X_.data() + std::size_t(b0) * d, d, W_.data(), d,
+                 T(0), P_.data() + std::size_t(b0) * ldp, ldp);
+    const double sqrt_noise = std::sqrt(cfg_.noise), inv_n = 1.0 / n, inv_B = 1.0 / cfg_.batch;
+    for (int b = b0; b < b1; ++b) {
+      T* p = P_.data() + std::size_t(b) * ldp;
+      const double zb = double(p[n]);
+      T* q = D_.data() + std::size_t(b) * n;
+      act_.eval_row(p, q, n);
+      // f = (1/n) sum_i a_i sigma_i: four partial sums in double (a fixed order, vectorisable)
+      double f0 = 0.0, f1 = 0.0, f2 = 0.0, f3 = 0.0;
+      int i = 0;
+      for (; i + 4 <= n; i += 4) {
+        f0 += double(a_[i]) * double(p[i]);
+        f1 += double(a_[i + 1]) * double(p[i + 1]);
+        f2 += double(a_[i + 2]) * double(p[i + 2]);
+        f3 += double(a_[i + 3]) * double(p[i + 3]);
+      }
+      for (; i < n; ++i) f0 += double(a_[i]) * double(p[i]);
+      const double f = ((f0 + f1) + (f2 + f3)) * inv_n;
+      const double y = tgt_.value(zb) + sqrt_noise * double(xi_[b]);
+      const double r = f - y;
+      r_[b] = r;
+      // M_bi = r_b a_i sigma'(p_bi) / B, in place of sigma'
+      const T rB = T(r * inv_B);
+      for (int i = 0; i < n; ++i) q[i] = rB * a_[i] * q[i];
+    }
+  }
+
+  static void block_of(int total, int parts, int index, int& lo, int& hi) {
+    const int base = total / parts, extra = total % parts;
+    lo = index * base + std::min(index, extra);
+    hi = lo + base + (index < extra ? 1 : 0);
   }
 
   void update() {
     const int d = cfg_.d, n = cfg_.n, B = cfg_.batch;
     const int th = cfg_.threads;
-    // P = X W^T (B x n)
-    blas::gemm(blas::NoTrans, blas::Trans, B, n, d, T(1), X_.data(), d, W_.data(), d, T(0), P_.data(), n);
-    const double sqrt_noise = std::sqrt(cfg_.noise), inv_n = 1.0 / n, inv_B = 1.0 / B;
+    const double inv_B = 1.0 / B;
+    // Forward: each thread draws, multiplies and activates its own block of batch rows (cache-hot),
+    // calling single-threaded BLAS.
+#pragma omp parallel num_threads(th)
+    {
+      const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+      int b0, b1;
+      block_of(B, nth, tid, b0, b1);
+      forward_block(b0, b1);
+    }
+    have_batch_ = false;
     double loss = 0.0;
-    // Fused pass: sigma and sigma' over P, the output, the target and the residual, per row.
-#pragma omp parallel for schedule(static) reduction(+ : loss) num_threads(th)
-    for (int b = 0; b < B; ++b) {
-      const T* x = X_.data() + std::size_t(b) * d;
-      double zb = 0.0;
-      for (int j = 0; j < d; ++j) zb += double(x[j]) * double(theta_[j]);
-      T* p = P_.data() + std::size_t(b) * n;
-      T* q = D_.data() + std::size_t(b) * n;
-      double f = 0.0;
-      for (int i = 0; i < n; ++i) {
-        double v, dv;
-        act_.eval(double(p[i]), v, dv);
-        p[i] = T(v);
-        q[i] = T(dv);
-        f += double(a_[i]) * v;
-      }
-      f *= inv_n;
-      const double y = tgt_.value(zb) + sqrt_noise * double(xi_[b]);
-      const double r = f - y;
-      r_[b] = T(r);
-      loss += 0.5 * r * r;
-      // M_bi = r_b a_i sigma'(p_bi) / B, in place of sigma'
-      const double rB = r * inv_B;
-      for (int i = 0; i < n; ++i) q[i] = T(rB * double(a_[i]) * double(q[i]));
-    }
+    for (int b = 0; b < B; ++b) loss += 0.5 * r_[b] * r_[b];  // in order: independent of threads
     batch_loss_ = loss * inv_B;
-    // grad_a_i = mean_b r_b sigma(p_bi): columns split across threads, rows summed in order.
-#pragma omp parallel for schedule(static) num_threads(th)
-    for (int i = 0; i < n; ++i) {
-      double acc = 0.0;
-      for (int b = 0; b < B; ++b) acc += double(r_[b]) * double(P_[std::size_t(b) * n + i]);
-      ga_[i] = T(acc * inv_B);
-    }
-    // G = M^T X (n x d)
-    blas::gemm(blas::Trans, blas::NoTrans, n, d, B, T(1), D_.data(), n, X_.data(), d, T(0), G_.data(), d);
+    // Backward, split over neurons: grad_a_i = mean_b r_b sigma(p_bi) and G = M^T X for the
+    // thread's block of neurons, then its updates.
     const double sw = cfg_.lr_w * cfg_.dt, sa = cfg_.lr_a * cfg_.dt;
     bool finite = true;
-#pragma omp parallel for schedule(static) reduction(&& : finite) num_threads(th)
-    for (int i = 0; i < n; ++i) {
-      T* w = W_.data() + std::size_t(i) * d;
-      const T* g = G_.data() + std::size_t(i) * d;
-      double nrm = 0.0;
-      for (int j = 0; j < d; ++j) {
-        const double wj = double(w[j]) - sw * double(g[j]);
-        w[j] = T(wj);
-        nrm += wj * wj;
+#pragma omp parallel num_threads(th) reduction(&& : finite)
+    {
+      const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+      int i0, i1;
+      block_of(n, nth, tid, i0, i1);
+      // rows streamed in order (cache-friendly, and the same order for any thread count)
+      std::vector<double> acc(std::size_t(std::max(0, i1 - i0)), 0.0);
+      for (int b = 0; b < B; ++b) {
+        const T* srow = P_.data() + std::size_t(b) * (n + 1);
+        const double rb = r_[b];
+        for (int i = i0; i < i1; ++i) acc[std::size_t(i - i0)] += rb * double(srow[i]);
       }
-      const double inv = 1.0 / std::sqrt(nrm);
-      for (int j = 0; j < d; ++j) w[j] = T(double(w[j]) * inv);
-      a_[i] = T(double(a_[i]) - sa * double(ga_[i]));
-      finite = finite && std::isfinite(nrm) && nrm > 0.0 && std::isfinite(double(a_[i]));
+      for (int i = i0; i < i1; ++i) ga_[i] = T(acc[std::size_t(i - i0)] * inv_B);
+      if (i1 > i0)
+        blas::gemm(blas::Trans, blas::NoTrans, i1 - i0, d, B, T(1), D_.data() + i0, n, X_.data(), d, T(0),
+                   G_.data() + std::size_t(i0) * d, d);
+      for (int i = i0; i < i1; ++i) {
+        T* w = W_.data() + std::size_t(i) * d;
+        const T* g = G_.data() + std::size_t(i) * d;
+        double nrm = 0.0;
+        for (int j = 0; j < d; ++j) {
+          const double wj = double(w[j]) - sw * double(g[j]);
+          w[j] = T(wj);
+          nrm += wj * wj;
+        }
+        const double inv = 1.0 / std::sqrt(nrm);
+        for (int j = 0; j < d; ++j) w[j] = T(double(w[j]) * inv);
+        a_[i] = T(double(a_[i]) - sa * double(ga_[i]));
+        finite = finite && std::isfinite(nrm) && nrm > 0.0 && std::isfinite(double(a_[i]));
+      }
     }
     ++step_;
     if (!finite || !std::isfinite(batch_loss_)) {
@@ -285,7 +324,9 @@ class Trainer {
   Function act_, tgt_;
   std::uint64_t step_ = 0;
   double batch_loss_ = 0.0;
-  std::vector<T> W_, a_, theta_, X_, P_, D_, G_, z_, r_, ga_, xi_;
+  bool have_batch_ = false;
+  std::vector<T> W_, a_, X_, P_, D_, G_, ga_, xi_;
+  std::vector<double> r_;  // residuals f(x_b) - y_b
 };
 
 }  // namespace fastslow::sgd
