@@ -167,7 +167,9 @@ void register_trainer(py::module_& mod, const char* name) {
           },
           py::arg("s"), py::arg("c"), py::arg("second_moment"), py::arg("target_tail"))
       .def_property_readonly("step_count", &Tr::step_count)
-      .def_property("step_count_", &Tr::step_count, &Tr::set_step_count)
+      .def(
+          "set_step_count", [](Tr& tr, std::uint64_t s) { tr.set_step_count(s); }, py::arg("step"),
+          "Set the step counter (when restoring a checkpoint: the random streams are keyed by it).")
       .def_property_readonly("batch_loss", &Tr::last_batch_loss)
       .def_property_readonly("W",
                              [](py::object self) {

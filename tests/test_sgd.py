@@ -250,3 +250,65 @@ def test_ctrl_c_keeps_the_records():
     words = out.split()
     assert words[0] == "interrupted" and int(words[1]) >= 2 and int(words[2]) > 0
     assert waited < 1.0, f"took {waited:.2f} s to stop"
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+def _fields(r):
+    return {k: getattr(r, k) for k in ("step", "m_mean", "m_std", "a_mean", "a_std", "batch_loss", "pop_loss")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_resume_equals_uninterrupted(tmp_path, dtype):
+    """A run stopped at step 23 (between record points) and resumed equals an uninterrupted one."""
+    from fastslow.sgd import _run_signature, save_checkpoint
+
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0, noise=0.01)
+    kw = dict(d=48, n=32, batch=96, dt=0.05, steps=40, a0=0.5, seed=11, dtype=dtype, record=9, progress=False)
+    full = fs.train_sgd(model, **kw)
+    # the state a run interrupted at step 23 leaves: weights at step 23, records up to it
+    tr = fs.make_trainer(model, 48, 32, 96, 0.05, 0.5, seed=11, dtype=dtype)
+    tr.run(23)
+    sig = _run_signature(model, 48, 32, 96, 0.05, 40, 0.5, 0.0, 11, dtype, fs.record_steps(40, 9))
+    ck = tmp_path / "run.npz"
+    save_checkpoint(ck, tr, sig, {k: list(v[full.step <= 23]) for k, v in _fields(full).items()})
+    resumed = fs.train_sgd(model, **kw, resume=ck)
+    for k, v in _fields(full).items():
+        np.testing.assert_array_equal(getattr(resumed, k), v, err_msg=k)
+    assert int(fs.load_checkpoint(ck)["step"]) == 23  # resuming does not write unless asked
+
+
+def test_checkpoint_mismatch_and_damage(tmp_path):
+    model = fs.Model("tanh", {1: 1.0})
+    ck = tmp_path / "run.npz"
+    fs.train_sgd(model, 16, 8, 32, 0.1, 6, a0=1.0, record=3, progress=False, checkpoint=ck)
+    with pytest.raises(ValueError, match="batch differs"):
+        fs.train_sgd(model, 16, 8, 64, 0.1, 6, a0=1.0, record=3, progress=False, resume=ck)
+    with pytest.raises(ValueError, match="model.lr_a differs"):
+        fs.train_sgd(model.replace(lr_a=0.5), 16, 8, 32, 0.1, 6, a0=1.0, record=3, progress=False, resume=ck)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(ck.read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable fastslow checkpoint"):
+        fs.train_sgd(model, 16, 8, 32, 0.1, 6, a0=1.0, record=3, progress=False, resume=bad)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        fs.load_checkpoint(tmp_path / "missing.npz")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fastslow-ckpt-")]  # no temp files left
+
+
+def test_sigkill_leaves_a_loadable_checkpoint(tmp_path):
+    ck = tmp_path / "run.npz"
+    code = (
+        "import fastslow as fs\n"
+        "m = fs.Model('tanh', {1: 1.0, 3: 0.3}, lr_a=1.0)\n"
+        f"fs.train_sgd(m, 128, 128, 512, 0.01, 10**6, a0=0.5, record=10**5, spacing='linear', progress=False, "
+        f"checkpoint={str(ck)!r}, checkpoint_every=0.0)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not ck.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    state = fs.load_checkpoint(ck)
+    assert int(state["step"]) > 0 and state["W"].shape == (128, 128)
+    assert np.all(np.isfinite(state["W"]))

@@ -8,8 +8,10 @@ SGD means are from an ODE trajectory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,7 +23,8 @@ from . import _core
 from .model import Model
 from .ode import Trajectory, default_threads
 
-__all__ = ["SGDResult", "Comparison", "TrainingInterrupted", "train_sgd", "make_trainer", "compare", "record_steps"]
+__all__ = ["SGDResult", "Comparison", "TrainingInterrupted", "train_sgd", "make_trainer", "compare", "record_steps",
+           "load_checkpoint"]
 
 DTYPES = {"float32": (np.float32, "SGDTrainer32"), "float64": (np.float64, "SGDTrainer64")}
 _MAX_STEPS = 2**32 - 1  # the step counter is one 32-bit word of the random stream's counter
@@ -177,9 +180,79 @@ def make_trainer(model: Model, d: int, n: int, batch: int, dt: float, a0: float,
     return cls(d, n, batch, dt, model.lr_w, model.lr_a, model.noise, int(seed), a0, m0, threads, act, tgt)
 
 
+CHECKPOINT_VERSION = 1
+
+
+def _run_signature(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float, seed: int,
+                   dtype: str, rec: np.ndarray) -> dict[str, Any]:
+    """Everything that determines a run: a checkpoint only resumes a run with the same signature."""
+    md = model.to_dict()
+    return {"version": CHECKPOINT_VERSION, "d": d, "n": n, "batch": batch, "dt": float(dt), "steps": steps,
+            "a0": float(a0), "m0": float(m0), "seed": int(seed), "dtype": dtype, "record": rec.tolist(),
+            "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
+
+
+def save_checkpoint(path: str | os.PathLike, trainer: Any, signature: dict[str, Any], cols: dict[str, list]) -> None:
+    """Write the full state atomically: a temporary file in the same folder, fsync, rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".fastslow-ckpt-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, W=np.array(trainer.W), a=np.array(trainer.a), theta=np.array(trainer.theta),
+                     step=np.int64(trainer.step_count), signature=np.array(json.dumps(signature)),
+                     **{f"rec_{k}": np.asarray(v) for k, v in cols.items()})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train_sgd`; a damaged file gets a clear ``ValueError``."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        data["signature"] = json.loads(str(data["signature"]))
+        for key in ("W", "a", "theta", "step"):
+            if key not in data:
+                raise KeyError(key)
+    except FileNotFoundError:
+        raise ValueError(f"resume: no checkpoint at {path!r}") from None
+    except Exception as exc:
+        raise ValueError(f"resume: {path!r} is not a readable fastslow checkpoint ({type(exc).__name__}: {exc})") from None
+    return data
+
+
+def _check_signature(saved: dict[str, Any], current: dict[str, Any], path: str) -> None:
+    for key in current:
+        if saved.get(key) != current[key]:
+            if key == "model":
+                diff = [k for k in current["model"] if saved.get("model", {}).get(k) != current["model"][k]]
+                key = "model." + (diff[0] if diff else "?")
+            raise ValueError(f"resume: the checkpoint {path!r} is from a different configuration: {key} differs "
+                             f"(checkpoint {saved.get(key.split('.')[0])!r:.80}); start a new run or use the same settings")
+
+
+def _trim(cols: dict[str, list]) -> None:
+    size = min(len(v) for v in cols.values())
+    for v in cols.values():
+        del v[size:]
+
+
 def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0, *,
               seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
-              threads: int | None = None, progress: bool = True) -> SGDResult:
+              threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
+              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None) -> SGDResult:
     """Train the finite network by large-batch online SGD and record its order parameters.
 
     Parameters
@@ -204,6 +277,13 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
         depend on it).
     progress : bool
         Show a progress bar (tqdm) on a terminal.
+    checkpoint : path, optional
+        Write the full state (weights, step, records; the random streams need nothing more, being
+        keyed by the step) to this ``.npz`` file atomically, at record points at most every
+        ``checkpoint_every`` seconds, at the end, and on Ctrl-C.
+    resume : path, optional
+        Continue the run saved in this checkpoint; the result equals an uninterrupted run. The
+        configuration must match the checkpoint's (a mismatch is a ``ValueError`` naming the field).
 
     Raises
     ------
@@ -214,7 +294,10 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
     """
     steps = _positive_int(steps, "steps", _MAX_STEPS)
     rec = record_steps(steps, record, spacing)
+    if not (isinstance(checkpoint_every, (int, float)) and checkpoint_every >= 0):
+        raise ValueError(f"checkpoint_every: must be a number of seconds >= 0, got {checkpoint_every!r}")
     trainer = make_trainer(model, d, n, batch, dt, a0, m0, seed=seed, dtype=dtype, threads=threads)
+    signature = _run_signature(model, d, n, batch, dt, steps, a0, m0, seed, dtype, rec)
     s = np.asarray(model.s, float)
     c = np.asarray(model.c, float)
     second = float(np.sum(s**2) + model.activation_series.tail)
@@ -226,15 +309,31 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
 
     def record_now(batch_loss: float) -> None:
         op = trainer.order_parameters()
-        cols["step"].append(trainer.step_count)
-        for k in ("m_mean", "m_std", "a_mean", "a_std"):
-            cols[k].append(op[k])
-        cols["batch_loss"].append(batch_loss)
-        cols["pop_loss"].append(trainer.population_loss(s, c, second, tail_c))
+        row = {"step": trainer.step_count, "batch_loss": batch_loss,
+               "pop_loss": trainer.population_loss(s, c, second, tail_c), **{k: op[k] for k in op}}
+        for k in cols:
+            cols[k].append(row[k])
 
     def result(wall: float) -> SGDResult:
         arr = {k: np.asarray(v, dtype=np.int64 if k == "step" else float) for k, v in cols.items()}
         return SGDResult(t=arr["step"] * float(dt), wall_time=wall, params=params, **arr)
+
+    resumed_from = 0
+    if resume is not None:
+        state = load_checkpoint(resume)
+        _check_signature(state["signature"], signature, os.fspath(resume))
+        trainer.W[...] = state["W"]
+        trainer.a[...] = state["a"]
+        trainer.theta[...] = state["theta"]
+        trainer.set_step_count(int(state["step"]))
+        for k in cols:
+            cols[k] = state[f"rec_{k}"].tolist()
+        resumed_from = int(state["step"])
+    last_save = time.monotonic()
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, trainer, signature, cols)
 
     bar = None
     if progress:
@@ -249,8 +348,11 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
             bar = None
     start = time.perf_counter()
     try:
-        record_now(float("nan"))
-        for target in rec[1:]:
+        if resume is None:
+            record_now(float("nan"))
+        if bar is not None:
+            bar.update(resumed_from)
+        for target in rec[rec > resumed_from]:
             todo = int(target) - int(trainer.step_count)
             while todo > 0:  # chunks so the bar moves
                 chunk = min(todo, max(1, steps // 200)) if bar is not None else todo
@@ -261,7 +363,15 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
                     op = trainer.order_parameters()
                     bar.set_postfix(m=f"{op['m_mean']:.4f}", a=f"{op['a_mean']:.4f}")
             record_now(trainer.batch_loss)
+            if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every:
+                save()
+                last_save = time.monotonic()
+        save()
     except KeyboardInterrupt:
+        # the state is consistent between steps: keep it on disk too
+        _trim(cols)  # a Ctrl-C between two appends of one record leaves it half written
+        if checkpoint is not None:
+            save()
         raise TrainingInterrupted(result(time.perf_counter() - start)) from None
     finally:
         if bar is not None:
