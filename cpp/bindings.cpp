@@ -63,16 +63,14 @@ struct SignalPoll {
 
 ode::Options make_options(double rtol, double atol, long max_steps, double first_step, double max_step,
                           double half_fraction, bool dense, double fixed_step = 0.0) {
-  ode::Options o;
-  o.fixed_step = fixed_step;
-  o.rtol = rtol;
-  o.atol = atol;
-  o.max_steps = max_steps;
-  o.first_step = first_step;
-  o.max_step = max_step;
-  o.half_fraction = half_fraction;
-  o.store_dense = dense;
-  return o;
+  return ode::Options{.rtol = rtol,
+                      .atol = atol,
+                      .max_steps = max_steps,
+                      .first_step = first_step,
+                      .max_step = max_step,
+                      .fixed_step = fixed_step,
+                      .half_fraction = half_fraction,
+                      .store_dense = dense};
 }
 
 Array dense_to_array(const std::vector<ode::Segment>& segs) {
@@ -106,18 +104,8 @@ void register_trainer(py::module_& mod, const char* name) {
   py::class_<Tr>(mod, name)
       .def(py::init([](int d, int n, int batch, double dt, double lr_w, double lr_a, double noise, std::uint64_t seed,
                        double a0, double m0, int threads, const py::dict& act, const py::dict& tgt) {
-             sgd::Config c;
-             c.d = d;
-             c.n = n;
-             c.batch = batch;
-             c.dt = dt;
-             c.lr_w = lr_w;
-             c.lr_a = lr_a;
-             c.noise = noise;
-             c.seed = seed;
-             c.a0 = a0;
-             c.m0 = m0;
-             c.threads = threads;
+             const sgd::Config c{.d = d, .n = n, .batch = batch, .dt = dt, .lr_w = lr_w, .lr_a = lr_a, .noise = noise,
+                                 .seed = seed, .a0 = a0, .m0 = m0, .threads = threads};
              return new Tr(c, make_function(act, "activation"), make_function(tgt, "target"));
            }),
            py::arg("d"), py::arg("n"), py::arg("batch"), py::arg("dt"), py::arg("lr_w"), py::arg("lr_a"),

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +14,7 @@ import fastslow as fs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH")}
-    return env
+from conftest import clean_env as _clean_env
 
 
 def test_blas_from_the_wheel_without_ld_library_path():
@@ -55,7 +50,7 @@ def test_example_script_runs():
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_ctrl_c_stops_a_long_batch_quickly():
+def test_ctrl_c_stops_a_long_batch_quickly(interrupt_subprocess):
     code = (
         "import numpy as np, fastslow as fs, time, sys\n"
         "m = fs.Model('tanh', {1: 1.0, 3: 0.3}, lr_a=0.01)\n"
@@ -67,12 +62,6 @@ def test_ctrl_c_stops_a_long_batch_quickly():
         "    sys.exit(0)\n"
         "sys.exit(3)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_clean_env())
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
-    waited = time.monotonic() - sent
-    assert p.returncode == 0 and "interrupted" in out
+    rc, out, waited = interrupt_subprocess(code)
+    assert rc == 0 and "interrupted" in out
     assert waited < 1.0, f"took {waited:.2f} s to stop"

@@ -226,7 +226,7 @@ def test_compare_validation():
         fs.compare(r, far)
 
 
-def test_ctrl_c_keeps_the_records():
+def test_ctrl_c_keeps_the_records(interrupt_subprocess):
     code = (
         "import fastslow as fs, sys\n"
         "m = fs.Model('tanh', {1: 1.0, 3: 0.3}, lr_a=1.0)\n"
@@ -239,14 +239,8 @@ def test_ctrl_c_keeps_the_records():
         "    sys.exit(0)\n"
         "sys.exit(3)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
-    waited = time.monotonic() - sent
-    assert p.returncode == 0, out
+    rc, out, waited = interrupt_subprocess(code, delay=1.5)
+    assert rc == 0, out
     words = out.split()
     assert words[0] == "interrupted" and int(words[1]) >= 2 and int(words[2]) > 0
     assert waited < 1.0, f"took {waited:.2f} s to stop"

@@ -1,0 +1,33 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without variables that would change how libraries are found."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH")}
+
+
+@pytest.fixture
+def interrupt_subprocess():
+    """Run ``code`` in a fresh Python, wait for it to print 'ready', send SIGINT after ``delay`` s;
+    return (return code, stdout, seconds from the signal to the exit)."""
+
+    def run(code: str, delay: float = 1.0) -> tuple[int, str, float]:
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=clean_env())
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+        return p.returncode, out, time.monotonic() - sent
+
+    return run
