@@ -36,7 +36,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     ratios = [0.25, 1, 4, 16] if args.quick else [0.25, 0.5, 1, 2, 4, 8, 16]
     dts = [0.1, 0.05] if args.quick else [0.2, 0.1, 0.05, 0.025]
-    widths = [64, 128] if args.quick else [128, 256]
+    widths = [32, 64] if args.quick else [64, 128]
     seeds = 1 if args.quick else args.seeds
     model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
     grid = {}
