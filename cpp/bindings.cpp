@@ -101,6 +101,17 @@ template <class T>
 void register_trainer(py::module_& mod, const char* name) {
   using Tr = sgd::Trainer<T>;
   using TArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+  const auto run = [](Tr& tr, long k) {
+    if (k < 0) throw std::invalid_argument("steps: must be >= 0");
+    long done;
+    {
+      py::gil_scoped_release release;
+      SignalPoll poll;
+      done = tr.run(k, [&]() { return poll(); });
+    }
+    if (PyErr_Occurred()) throw py::error_already_set();
+    return done;
+  };
   py::class_<Tr>(mod, name)
       .def(py::init([](int d, int n, int batch, double dt, double lr_w, double lr_a, double noise, std::uint64_t seed,
                        double a0, double m0, int threads, const py::dict& act, const py::dict& tgt) {
@@ -111,20 +122,9 @@ void register_trainer(py::module_& mod, const char* name) {
            py::arg("d"), py::arg("n"), py::arg("batch"), py::arg("dt"), py::arg("lr_w"), py::arg("lr_a"),
            py::arg("noise"), py::arg("seed"), py::arg("a0"), py::arg("m0"), py::arg("threads"), py::arg("activation"),
            py::arg("target"))
-      .def(
-          "run",
-          [](Tr& tr, long k) {
-            if (k < 0) throw std::invalid_argument("steps: must be >= 0");
-            long done;
-            {
-              py::gil_scoped_release release;
-              SignalPoll poll;
-              done = tr.run(k, [&]() { return poll(); });
-            }
-            if (PyErr_Occurred()) throw py::error_already_set();
-            return done;
-          },
-          py::arg("steps"), "Run `steps` SGD steps (GIL released; Ctrl-C raises KeyboardInterrupt between steps).")
+      .def("run", run, py::arg("steps"),
+           "Run `steps` SGD steps (GIL released; Ctrl-C raises KeyboardInterrupt between steps).")
+      .def("step", run, py::arg("steps") = 1, "Alias of run(steps): `steps` SGD steps (default one).")
       .def(
           "step_with_batch",
           [](Tr& tr, const TArray& X, const TArray& xi) {

@@ -36,7 +36,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     ratios = [0.25, 1, 4, 16] if args.quick else [0.25, 0.5, 1, 2, 4, 8, 16]
     dts = [0.1, 0.05] if args.quick else [0.2, 0.1, 0.05, 0.025]
-    widths = [32, 64] if args.quick else [64, 128]
+    widths = [32, 64] if args.quick else [128, 256]
     seeds = 1 if args.quick else args.seeds
     model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
     grid = {}
@@ -88,8 +88,10 @@ def main() -> int:
                            norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis")
         for i in range(len(ratios)):
             for j in range(len(dts)):
-                ax.text(j + 0.5, i + 0.5, f"{g['max_dm'][i][j]:.3f}", ha="center", va="center", fontsize=7,
-                        color="white")
+                v = g["max_dm"][i][j]
+                bright = np.log(v) > 0.5 * (np.log(vmin) + np.log(vmax))  # viridis is light at the top
+                ax.text(j + 0.5, i + 0.5, f"{v:.3f}", ha="center", va="center", fontsize=7,
+                        color="black" if bright else "white")
         ax.set_xticks(np.arange(len(dts)) + 0.5, [f"{dt:g}" for dt in dts])
         ax.set_yticks(np.arange(len(ratios)) + 0.5, [f"{r:g}" for r in ratios])
         ax.set_xlabel("dt (ODE time per step)")

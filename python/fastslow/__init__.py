@@ -21,6 +21,7 @@ from .ode import (  # noqa: E402
 
 from .sgd import (  # noqa: E402
     Comparison,
+    SGDTrainer,
     SGDResult,
     TrainingInterrupted,
     compare,
@@ -40,6 +41,6 @@ except Exception:  # pragma: no cover - running from a source tree without metad
 __all__ = [
     "ACTIVATIONS", "HermiteSeries", "Model", "hermite_series",
     "METHODS", "BatchTrajectory", "DenseOutput", "Trajectory", "log_times", "solve_ode", "solve_ode_batch",
-    "Comparison", "SGDResult", "TrainingInterrupted", "compare", "load_checkpoint", "make_trainer", "record_steps", "train_sgd",
+    "Comparison", "SGDResult", "SGDTrainer", "TrainingInterrupted", "compare", "load_checkpoint", "make_trainer", "record_steps", "train_sgd",
     "__version__",
 ]

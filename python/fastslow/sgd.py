@@ -23,8 +23,8 @@ from . import _core
 from .model import Model
 from .ode import Trajectory, default_threads
 
-__all__ = ["SGDResult", "Comparison", "TrainingInterrupted", "train_sgd", "make_trainer", "compare", "record_steps",
-           "load_checkpoint"]
+__all__ = ["SGDResult", "Comparison", "TrainingInterrupted", "train_sgd", "make_trainer", "SGDTrainer", "compare",
+           "record_steps", "load_checkpoint"]
 
 DTYPES = {"float32": (np.float32, "SGDTrainer32"), "float64": (np.float64, "SGDTrainer64")}
 _MAX_STEPS = 2**32 - 1  # the step counter is one 32-bit word of the random stream's counter
@@ -142,7 +142,7 @@ def _positive_int(value: Any, field: str, upper: int | None = None) -> int:
 
 def make_trainer(model: Model, d: int, n: int, batch: int, dt: float, a0: float, m0: float = 0.0, *, seed: int = 0,
                  dtype: str = "float32", threads: int | None = None):
-    """A step-by-step C++ trainer (``fastslow._core.SGDTrainer32/64``): ``.run(k)``, ``.W``,
+    """A step-by-step C++ trainer (``fastslow._core.SGDTrainer32/64``): ``.step(k)``/``.run(k)``, ``.W``,
     ``.a``, ``.theta`` (numpy views, no copies), ``.order_parameters()``, ``.population_loss(...)``."""
     if not isinstance(model, Model):
         raise ValueError(f"model: expected a fastslow.Model, got {type(model).__name__}")
@@ -247,6 +247,10 @@ def _trim(cols: dict[str, list]) -> None:
     size = min(len(v) for v in cols.values())
     for v in cols.values():
         del v[size:]
+
+
+#: ``fastslow.SGDTrainer(model, d, n, batch, dt, a0, ...)``: the reusable C++ trainer, for step-by-step use.
+SGDTrainer = make_trainer
 
 
 def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0, *,
