@@ -6,6 +6,7 @@ import math
 import platform
 import subprocess
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,28 @@ class Checker:
     @property
     def failures(self) -> list[dict[str, Any]]:
         return [c for c in self.checks if not c["ok"]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock statistics of repeated calls, in seconds."""
+
+    median: float
+    min: float
+    q25: float
+    q75: float
+    repeats: int
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile spread ``q75 - q25``."""
+        return self.q75 - self.q25
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[float]) -> "Timing":
+        x = np.asarray(samples, dtype=float)
+        q25, med, q75 = np.percentile(x, [25, 50, 75])
+        return cls(median=float(med), min=float(x.min()), q25=float(q25), q75=float(q75), repeats=int(x.size))
+
+    def to_dict(self) -> dict[str, float]:
+        return {**asdict(self), "iqr": self.iqr}

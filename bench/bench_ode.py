@@ -57,7 +57,7 @@ from scipy.integrate import solve_ivp
 
 import fastslow as fs
 
-from _common import Checker, cpu_model, fmt_ratio, fmt_time, git_state, render_table, section, to_jsonable
+from _common import Checker, Timing, cpu_model, fmt_ratio, fmt_time, git_state, render_table, section, to_jsonable
 from fastslow import reference
 from fastslow.ode import default_threads
 from fastslow.reference import LimitRHS
@@ -131,29 +131,6 @@ class Settings:
 # ---------------------------------------------------------------------------------------------
 # Timing, errors, checks
 # ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Timing:
-    """Wall-clock statistics of repeated calls, in seconds."""
-
-    median: float
-    min: float
-    q25: float
-    q75: float
-    repeats: int
-
-    @property
-    def iqr(self) -> float:
-        """Interquartile spread ``q75 - q25``."""
-        return self.q75 - self.q25
-
-    @classmethod
-    def from_samples(cls, samples: Sequence[float]) -> "Timing":
-        x = np.asarray(samples, dtype=float)
-        q25, med, q75 = np.percentile(x, [25, 50, 75])
-        return cls(median=float(med), min=float(x.min()), q25=float(q25), q75=float(q75), repeats=int(x.size))
-
-    def to_dict(self) -> dict[str, float]:
-        return {**asdict(self), "iqr": self.iqr}
 
 
 def time_call(fn: Callable[[], T], repeats: int, warmup: int = 1) -> tuple[Timing, T]:
