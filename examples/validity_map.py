@@ -31,6 +31,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", default="results/validity_map")
+    p.add_argument("--from-json", metavar="FILE", help="redraw the table and figure from a saved map.json")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,11 @@ def main() -> int:
     seeds = 1 if args.quick else args.seeds
     model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
     grid = {}
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        ratios, dts, seeds = saved["ratios"], saved["dts"], saved["seeds"]
+        grid = {int(k): v for k, v in saved["grid"].items()}
+        widths = []
     t0 = time.perf_counter()
     for width in widths:
         dm = np.zeros((len(ratios), len(dts)))
@@ -80,7 +86,7 @@ def main() -> int:
     except ImportError:
         print("matplotlib is not installed: no figure (pip install matplotlib)")
         return 0
-    fig, axes = plt.subplots(1, len(widths), figsize=(5 * len(widths), 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, len(grid), figsize=(5 * len(grid), 4), constrained_layout=True)
     vmin = min(np.min(g["max_dm"]) for g in grid.values())
     vmax = max(np.max(g["max_dm"]) for g in grid.values())
     for ax, (width, g) in zip(np.atleast_1d(axes), grid.items()):
