@@ -148,16 +148,21 @@ class Trainer {
       return acc;
     };
     const std::vector<double> m = alignments();
-    double self = 0.0, cross = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : self, cross) num_threads(cfg_.threads)
+    std::vector<double> self_row(static_cast<std::size_t>(n)), cross_row(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static) num_threads(cfg_.threads)
     for (int i = 0; i < n; ++i) {
       const double ai = a_[i];
       double row = ai * second_moment;  // diagonal
       for (int j = i + 1; j < n; ++j) row += 2.0 * double(a_[j]) * kernel(Q[std::size_t(i) * n + j]);
-      self += ai * row;
+      self_row[std::size_t(i)] = ai * row;
       double bi = 0.0, mk = 1.0;
       for (std::size_t k = 0; k < std::min(s.size(), c.size()); ++k, mk *= m[i]) bi += s[k] * c[k] * mk;
-      cross += ai * bi;
+      cross_row[std::size_t(i)] = ai * bi;
+    }
+    double self = 0.0, cross = 0.0;  // summed in order: the same for any thread count
+    for (int i = 0; i < n; ++i) {
+      self += self_row[std::size_t(i)];
+      cross += cross_row[std::size_t(i)];
     }
     double c2 = target_tail;
     for (double ck : c) c2 += ck * ck;
@@ -168,7 +173,6 @@ class Trainer {
  private:
   void initialise() {
     const std::size_t d = cfg_.d, n = cfg_.n;
-    const bool precise = sizeof(T) == 8;
     std::vector<double> th(d);
     rng::normal_row(cfg_.seed, rng::Teacher, 0, 0, th.data(), d, true);
     double nrm = 0;
@@ -198,7 +202,6 @@ class Trainer {
       nw = std::sqrt(nw);
       for (std::size_t j = 0; j < d; ++j) W_[std::size_t(i) * d + j] = T(w[j] / nw);
     }
-    (void)precise;
   }
 
   void draw_batch() {
