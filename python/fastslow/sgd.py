@@ -125,10 +125,11 @@ def _available_memory() -> int | None:
 
 
 def memory_estimate(d: int, n: int, batch: int, dtype: str) -> int:
-    """Bytes the simulator allocates: X, P, sigma', G, W and (for the population loss) Q and a
-    double copy of W."""
+    """Bytes the simulator allocates: X (B x d), [P | z] (B x (n+1)), M (B x n), G (n x d), [W; theta]
+    ((n+1) x d), a and small vectors, and for the population loss Q (n x n) and W in double."""
     item = np.dtype(DTYPES[dtype][0]).itemsize
-    return item * (batch * d + 2 * batch * n + 2 * n * d + n + d + 3 * batch) + 8 * (n * n + n * d)
+    return (item * (batch * d + batch * (n + 1) + batch * n + n * d + (n + 1) * d + 2 * n + 2 * batch)
+            + 8 * (n * n + n * d + batch))
 
 
 def _positive_int(value: Any, field: str, upper: int | None = None) -> int:
