@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
+import os
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -136,3 +139,68 @@ class Timing:
 
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "iqr": self.iqr}
+
+
+def finish(checker: "Checker", elapsed: float, results: dict[str, Any], path: Path) -> int:
+    """Print the agreement summary, save the results as JSON and return the exit status (1 when any
+    implementation disagreed with the reference: a fast wrong answer is not a result)."""
+    failures = checker.failures
+    print(f"agreement checks: {len(checker.checks) - len(failures)} of {len(checker.checks)} passed")
+    for f in failures:
+        print(f"  FAILED: {f['label']}: {f['error']:.2e} > {f['tol']:.0e}")
+    for note in checker.notes:
+        print(f"  note: {note}")
+    print(f"total time {fmt_time(elapsed)}")
+    results = {**results, "checks": checker.checks, "notes": checker.notes, "passed": not failures,
+               "elapsed": elapsed}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(to_jsonable(results), fh, indent=1)
+        fh.write("\n")
+    print(f"results saved to {path}")
+    if failures:
+        print(f"FAILED: {len(failures)} disagreement(s) with the reference (exit status 1)")
+        return 1
+    return 0
+
+
+def base_machine_info() -> dict[str, Any]:
+    """CPU, cores, Python, NumPy and fastslow versions, date and source revision (each script adds
+    the libraries it compares against)."""
+    import fastslow as fs
+    from fastslow.ode import default_threads
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": usable,
+        "fastslow_default_threads": default_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "fastslow": fs.__version__,
+        "fastslow_path": str(Path(fs.__file__).parent),
+        "date": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "git": git_state(Path(__file__).resolve().parent.parent),
+    }
+
+
+def print_header(title: str, info: dict[str, Any], quick: bool, versions: str) -> None:
+    """The machine block that opens every benchmark's output."""
+    print(title + (" (--quick)" if quick else ""))
+    print(f"  date      {info['date']}")
+    print(f"  cpu       {info['cpu']}, {info['logical_cores']} logical cores, {info['usable_cores']} usable "
+          f"(fastslow default threads: {info['fastslow_default_threads']})")
+    print(f"  platform  {info['platform']}, Python {info['python']}")
+    print(f"  versions  {versions}")
+
+
+def source_revision(info: dict[str, Any]) -> str:
+    """The commit the benchmark ran from, marked when the tree had local changes."""
+    git = info["git"]
+    return (git["commit"] or "unknown")[:12] + (" (dirty tree)" if git["dirty"] else "")
+

@@ -37,12 +37,8 @@ two cores; the full run a few minutes. The results go to ``bench/results/ode.jso
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import json
 import math
-import os
-import platform
 import sys
 import time
 import warnings
@@ -57,7 +53,7 @@ from scipy.integrate import solve_ivp
 
 import fastslow as fs
 
-from _common import Checker, Timing, cpu_model, fmt_ratio, fmt_time, git_state, render_table, section, to_jsonable
+from _common import Checker, Timing, base_machine_info, finish, print_header, fmt_ratio, fmt_time, render_table, section, source_revision
 from fastslow import reference
 from fastslow.ode import default_threads
 from fastslow.reference import LimitRHS
@@ -228,36 +224,13 @@ def rel_err(value: Any, ref: Any) -> float:
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, library versions, date and the source revision."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "fastslow_default_threads": default_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "fastslow": fs.__version__,
-        "fastslow_path": str(Path(fs.__file__).parent),
-        "date": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "git": git_state(Path(__file__).resolve().parent.parent),
-    }
+    return {**base_machine_info(), "scipy": scipy.__version__}
 
 
 def print_machine(info: dict[str, Any], settings: Settings) -> None:
-    git = info["git"]
-    rev = (git["commit"] or "unknown")[:12] + (" (dirty tree)" if git["dirty"] else "")
-    print("fastslow limit-ODE benchmark" + (" (--quick)" if settings.quick else ""))
-    print(f"  date      {info['date']}")
-    print(f"  cpu       {info['cpu']}, {info['logical_cores']} logical cores, {info['usable_cores']} usable "
-          f"(fastslow default threads: {info['fastslow_default_threads']})")
-    print(f"  platform  {info['platform']}, Python {info['python']}")
-    print(f"  versions  fastslow {info['fastslow']}, numpy {info['numpy']}, scipy {info['scipy']}")
-    print(f"  source    {rev}; fastslow imported from {info['fastslow_path']}", flush=True)
+    print_header("fastslow limit-ODE benchmark", info, settings.quick,
+                 f"fastslow {info['fastslow']}, numpy {info['numpy']}, scipy {info['scipy']}")
+    print(f"  source    {source_revision(info)}; fastslow imported from {info['fastslow_path']}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -681,29 +654,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch = workload_batch(settings, checker, lsoda)
 
     elapsed = time.perf_counter() - wall
-    failures = checker.failures
     section("Summary")
-    print(f"agreement checks: {len(checker.checks) - len(failures)} of {len(checker.checks)} passed")
-    for f in failures:
-        print(f"  FAILED: {f['label']}: {f['error']:.2e} > {f['tol']:.0e}")
-    for note in checker.notes:
-        print(f"  note: {note}")
-    print(f"total time {fmt_time(elapsed)}")
-
     results = {
         "benchmark": "ode", "machine": info, "settings": asdict(settings),
         "single": single, "horizons": horizons, "batch": batch,
-        "checks": checker.checks, "notes": checker.notes, "passed": not failures, "elapsed": elapsed,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as fh:
-        json.dump(to_jsonable(results), fh, indent=1)
-        fh.write("\n")
-    print(f"results saved to {args.json}")
-    if failures:
-        print(f"FAILED: {len(failures)} disagreement(s) with the reference (exit status 1)")
-        return 1
-    return 0
+    return finish(checker, elapsed, results, args.json)
 
 
 if __name__ == "__main__":

@@ -59,12 +59,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import ctypes
-import datetime
 import gc
-import json
 import math
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -76,9 +73,8 @@ import numpy as np
 
 import fastslow as fs
 
-from _common import Checker, Timing, cpu_model, fmt_ratio, fmt_time, git_state, render_table, section, to_jsonable
+from _common import Checker, Timing, base_machine_info, finish, print_header, fmt_ratio, fmt_time, render_table, section, source_revision
 from fastslow import reference
-from fastslow.ode import default_threads
 
 try:  # optional: NumPy's BLAS library and thread count
     import threadpoolctl
@@ -323,45 +319,23 @@ def numpy_blas_thread_count(info: list[dict[str, Any]] | None) -> int | None:
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, library versions, thread pools, date and the source revision."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                        "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")
            if k in os.environ}
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "fastslow_default_threads": default_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None if torch is None else torch.__version__,
-        "torch_error": TORCH_ERROR,
-        "threadpoolctl": None if threadpoolctl is None else threadpoolctl.__version__,
-        "fastslow": fs.__version__,
-        "fastslow_path": str(Path(fs.__file__).parent),
-        "thread_env": env,
-        "date": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "git": git_state(Path(__file__).resolve().parent.parent),
-    }
+    return {**base_machine_info(),
+            "torch": None if torch is None else torch.__version__,
+            "torch_error": TORCH_ERROR,
+            "threadpoolctl": None if threadpoolctl is None else threadpoolctl.__version__,
+            "thread_env": env}
 
 
 def print_machine(info: dict[str, Any], settings: Settings) -> None:
-    git = info["git"]
-    rev = (git["commit"] or "unknown")[:12] + (" (dirty tree)" if git["dirty"] else "")
-    print("fastslow large-batch SGD step benchmark" + (" (--quick)" if settings.quick else ""))
-    print(f"  date      {info['date']}")
-    print(f"  cpu       {info['cpu']}, {info['logical_cores']} logical cores, {info['usable_cores']} usable "
-          f"(fastslow default threads: {info['fastslow_default_threads']})")
-    print(f"  platform  {info['platform']}, Python {info['python']}")
     torch_v = info["torch"] or f"not importable ({info['torch_error']})"
-    print(f"  versions  fastslow {info['fastslow']}, numpy {info['numpy']}, torch {torch_v}, "
-          f"threadpoolctl {info['threadpoolctl'] or 'not importable'}")
+    print_header("fastslow large-batch SGD step benchmark", info, settings.quick,
+                 f"fastslow {info['fastslow']}, numpy {info['numpy']}, torch {torch_v}, "
+                 f"threadpoolctl {info['threadpoolctl'] or 'not importable'}")
     print(f"  env       {', '.join(f'{k}={v}' for k, v in info['thread_env'].items()) or 'no thread variables set'}")
-    print(f"  source    {rev}; fastslow imported from {info['fastslow_path']}", flush=True)
+    print(f"  source    {source_revision(info)}; fastslow imported from {info['fastslow_path']}", flush=True)
 
 
 def print_threads(info: dict[str, Any], blas: list[dict[str, Any]] | None) -> None:
@@ -1037,15 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {t['text']}: {verdict}")
         if t["met"] is False:
             checker.note(f"target not met: {t['text']}")
-    failures = checker.failures
     elapsed = time.perf_counter() - wall
-    print(f"agreement checks: {len(checker.checks) - len(failures)} of {len(checker.checks)} passed")
-    for f in failures:
-        print(f"  FAILED: {f['label']}: {f['error']:.2e} > {f['tol']:.0e}")
-    for note in checker.notes:
-        print(f"  note: {note}")
-    print(f"total time {fmt_time(elapsed)}")
-
     out = {
         "benchmark": "sgd", "machine": info, "settings": asdict(settings), "thread_pools": blas,
         "config": {"activation": ACTIVATION, "target": TARGET, "lr_w": LR_W, "lr_a": LR_A, "dt": DT, "a0": A0,
@@ -1054,17 +1020,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": {"available": torch is not None, "version": info["torch"], "error": TORCH_ERROR},
         "sgemm_peak": {"before": peaks_before, "after": peaks_after, "used_gflops": peak, "used_lib": peak_entry["lib"]},
         "shapes": results, "targets": targets,
-        "checks": checker.checks, "notes": checker.notes, "passed": not failures, "elapsed": elapsed,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as fh:
-        json.dump(to_jsonable(out), fh, indent=1)
-        fh.write("\n")
-    print(f"results saved to {args.json}")
-    if failures:
-        print(f"FAILED: {len(failures)} disagreement(s) with the reference (exit status 1)")
-        return 1
-    return 0
+    return finish(checker, elapsed, out, args.json)
 
 
 if __name__ == "__main__":
