@@ -98,12 +98,6 @@ struct LU6 {
   }
 };
 
-inline double powi(double x, int n) {
-  double r = 1.0;
-  for (; n > 0; --n) r *= x;
-  return r;
-}
-
 // Solve the collocation equations Z_i = h sum_j A_ij f(y + Z_j) for the stage increments Z (3 x 2)
 // by Newton's method with stage Jacobians: the 6x6 iteration matrix I - h (A x J_j) uses the
 // Jacobian at each stage's own predicted state; it is factorised once and reused (a chord
@@ -178,7 +172,7 @@ FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const doubl
     if (dZ_norm_old >= 0.0) rate = dZ_norm / dZ_norm_old;
     if (rate >= 0.0) {
       if (rate < 0.99) faccon = rate / (1.0 - rate);
-      const double predicted = rate < 1.0 ? powi(rate, R::newton_maxiter - 1 - k) / (1.0 - rate) * dZ_norm / tol : 2e1;
+      const double predicted = rate < 1.0 ? ipow(rate, R::newton_maxiter - 1 - k) / (1.0 - rate) * dZ_norm / tol : 2e1;
       if (rate >= 0.99 || predicted >= 1.0) {
         if (refreshes == 0 && k + 2 < R::newton_maxiter) {
           // The chord iteration is too slow: refresh the stage Jacobians at the current iterate

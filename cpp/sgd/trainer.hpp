@@ -105,11 +105,11 @@ class Trainer {
   }
 
   OrderParameters order_parameters() const {
-    const std::size_t d = cfg_.d, n = cfg_.n;
+    const std::size_t n = cfg_.n;
+    const std::vector<double> ms = alignments();
     double sm = 0, sm2 = 0, sa = 0, sa2 = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      double m = 0;
-      for (std::size_t j = 0; j < d; ++j) m += double(W_[i * d + j]) * double(theta()[j]);
+      const double m = ms[i];
       sm += m;
       sm2 += m * m;
       sa += double(a_[i]);
