@@ -21,8 +21,14 @@
 // portable binary still gets fused multiply-adds where the machine has them.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FASTSLOW_NO_MULTIVERSION)
 #define FASTSLOW_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+// An entry point whose whole call tree is inlined into each clone (`flatten`), so that the
+// model's series, the Newton iteration and the linear algebra all get the clone's instructions.
+// GCC (12) treats a target_clones function as not throwing: an exception leaving one calls
+// std::terminate, so such a function must catch everything itself (see ode::solve_dispatch).
+#define FASTSLOW_HOT_TREE __attribute__((flatten, target_clones("arch=x86-64-v3", "default")))
 #else
 #define FASTSLOW_HOT
+#define FASTSLOW_HOT_TREE
 #endif
 
 namespace fastslow {
@@ -30,20 +36,6 @@ namespace fastslow {
 struct LossDerivs {
   double L, Lm, La, Lmm, Lma, Laa;
 };
-
-// P(w) = sum_j c[j] w^j with four interleaved Horner chains in w^4 (n padded to a multiple of 4),
-// so that long series run at the machine's throughput instead of its FMA latency.
-inline double poly4(const double* c, std::size_t n, double w) {
-  const double w2 = w * w, w4 = w2 * w2;
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  for (std::size_t i = n; i >= 4; i -= 4) {
-    s0 = s0 * w4 + c[i - 4];
-    s1 = s1 * w4 + c[i - 3];
-    s2 = s2 * w4 + c[i - 2];
-    s3 = s3 * w4 + c[i - 1];
-  }
-  return (s0 + w * s1) + w2 * (s2 + w * s3);
-}
 
 inline double ipow(double x, int k) {
   switch (k) {  // the common small exponents without a loop
@@ -59,9 +51,15 @@ inline double ipow(double x, int k) {
   }
 }
 
+// Four doubles: with AVX2 one register, otherwise two SSE2 halves (GCC/Clang vector extension).
+typedef double v4d __attribute__((vector_size(32)));
+
 // A power series F(m) = sum_e F_e m^e over the exponents e = p + q j that actually occur, with
-// its first two derivatives, each stored as m^b(r) P_r(m^q): parity and sparsity (tanh has only
-// odd coefficients, a target often two or three) cost nothing at evaluation.
+// its first two derivatives, each stored as F^(r)(m) = m^b(r) P_r(m^q): parity and sparsity (tanh
+// has only odd coefficients, a target often two or three) cost nothing at evaluation. The three
+// polynomials P_0, P_1, P_2 are evaluated together: their coefficients of w^j are interleaved as
+// lanes of one vector, and four Horner chains in w^4 run side by side, so one pass over the
+// coefficients gives F, F' and F'' at the machine's throughput rather than its FMA latency.
 class PowerSeries {
  public:
   PowerSeries() = default;
@@ -76,27 +74,34 @@ class PowerSeries {
     if (q == 0) q = 1;
     q_ = q;
     const int J = (e.back() - p) / q;
+    std::vector<double> c[3];
     for (int r = 0; r < 3; ++r) {
       int j0 = 0;
       while (j0 <= J && p + q * j0 < r) ++j0;
       base_[r] = j0 <= J ? p + q * j0 - r : 0;
-      std::vector<double>& c = coef_[r];
       for (int j = j0; j <= J; ++j) {
         const int ex = p + q * j;
         double ff = 1.0;
         for (int i = 0; i < r; ++i) ff *= double(ex - i);
-        c.push_back(coef_by_exponent[std::size_t(ex)] * ff);
+        c[r].push_back(coef_by_exponent[std::size_t(ex)] * ff);
       }
-      while (c.size() % 4) c.push_back(0.0);
-      // Length needed in each bin of |m|: the terms left out add up to less than 2^-60 of the
-      // sum of the absolute values of all terms (below round-off), at the bin's upper edge and
-      // so (the ratio grows with |m|) everywhere in it.
-      for (int b = 0; b < kBins; ++b) {
-        const double wb = ipow(double(b + 1) / kBins, q);
-        std::vector<double> mag(c.size());
+    }
+    std::size_t len = std::max({c[0].size(), c[1].size(), c[2].size()});
+    len = (len + 3) / 4 * 4;
+    coef_.assign(len, v4d{0.0, 0.0, 0.0, 0.0});
+    for (int r = 0; r < 3; ++r)
+      for (std::size_t j = 0; j < c[r].size(); ++j) coef_[j][r] = c[r][j];
+    // Length needed in each bin of |m|: for every derivative, the terms left out add up to less
+    // than 2^-60 of the sum of the absolute values of all its terms (below round-off), at the
+    // bin's upper edge and so (the ratio grows with |m|) everywhere in it.
+    for (int b = 0; b < kBins; ++b) {
+      const double wb = ipow(double(b + 1) / kBins, q);
+      std::size_t need = 4;
+      for (int r = 0; r < 3; ++r) {
+        std::vector<double> mag(len, 0.0);
         double total = 0.0, pw = 1.0;
-        for (std::size_t j = 0; j < c.size(); ++j, pw *= wb) total += (mag[j] = std::abs(c[j]) * pw);
-        std::size_t n = c.size();
+        for (std::size_t j = 0; j < c[r].size(); ++j, pw *= wb) total += (mag[j] = std::abs(c[r][j]) * pw);
+        std::size_t n = len;
         double tail = 0.0;
         while (n >= 8) {  // drop whole groups of four from the top while the tail stays negligible
           const double grp = mag[n - 1] + mag[n - 2] + mag[n - 3] + mag[n - 4];
@@ -104,16 +109,33 @@ class PowerSeries {
           tail += grp;
           n -= 4;
         }
-        cut_[r][b] = static_cast<std::uint32_t>(n);
+        need = std::max(need, n);
       }
+      cut_[b] = static_cast<std::uint32_t>(need);
     }
   }
-  // F^(r)(m) for r = 0, 1, 2 (w = m^stride()).
-  double eval(int r, double m, double w) const {
-    const auto& c = coef_[r];
-    if (c.empty()) return 0.0;
+  // F(m), F'(m) and F''(m) (w = m^stride()); the second derivative only when `second`.
+  void eval(double m, double w, double& F0, double& F1, double* F2) const {
+    if (coef_.empty()) {
+      F0 = F1 = 0.0;
+      if (F2) *F2 = 0.0;
+      return;
+    }
     const int b = std::min(kBins - 1, int(std::abs(m) * kBins));
-    return ipow(m, base_[r]) * poly4(c.data(), cut_[r][b], w);
+    const std::size_t n = cut_[b];
+    const double w2 = w * w, w4 = w2 * w2;
+    const v4d* c = coef_.data();
+    v4d s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+    for (std::size_t i = n; i >= 4; i -= 4) {
+      s0 = s0 * w4 + c[i - 4];
+      s1 = s1 * w4 + c[i - 3];
+      s2 = s2 * w4 + c[i - 2];
+      s3 = s3 * w4 + c[i - 1];
+    }
+    const v4d P = (s0 + w * s1) + w2 * (s2 + w * s3);
+    F0 = ipow(m, base_[0]) * P[0];
+    F1 = ipow(m, base_[1]) * P[1];
+    if (F2) *F2 = ipow(m, base_[2]) * P[2];
   }
   int stride() const { return q_; }
 
@@ -121,8 +143,8 @@ class PowerSeries {
   static constexpr int kBins = 64;
   int q_ = 1;
   int base_[3] = {0, 0, 0};
-  std::vector<double> coef_[3];
-  std::uint32_t cut_[3][kBins] = {};
+  std::vector<v4d> coef_;
+  std::uint32_t cut_[kBins] = {};
 };
 
 // tanh v and sech^2 v = 1 - tanh^2 v without cancellation for large |v|.
@@ -166,22 +188,18 @@ class LimitModel {
   const std::vector<double>& c() const { return c_; }
 
   // L and its derivatives at (m, a); the second derivatives only when `second`.
-  FASTSLOW_HOT LossDerivs derivs(double m, double a, bool second = true) const {
+  LossDerivs derivs(double m, double a, bool second = true) const {
     const double wA = ipow(m, wA_), wB = ipow(m, wB_);
-    const double A = A_.eval(0, m, wA), Am = A_.eval(1, m, wA);
-    const double B = B_.eval(0, m, wB), Bm = B_.eval(1, m, wB);
+    double A, Am, Amm = 0.0, B, Bm, Bmm = 0.0;
+    A_.eval(m, wA, A, Am, second ? &Amm : nullptr);
+    B_.eval(m, wB, B, Bm, second ? &Bmm : nullptr);
     LossDerivs d;
     d.L = 0.5 * a * a * A - a * B + C0_;
     d.Lm = 0.5 * a * a * Am - a * Bm;
     d.La = a * A - B;
     d.Laa = A;
     d.Lma = a * Am - Bm;
-    if (second) {
-      const double Amm = A_.eval(2, m, wA), Bmm = B_.eval(2, m, wB);
-      d.Lmm = 0.5 * a * a * Amm - a * Bmm;
-    } else {
-      d.Lmm = 0.0;
-    }
+    d.Lmm = second ? 0.5 * a * a * Amm - a * Bmm : 0.0;
     return d;
   }
 

@@ -22,6 +22,9 @@ def interrupt_subprocess():
     return (return code, stdout, seconds from the signal to the exit)."""
 
     def run(code: str, delay: float = 1.0) -> tuple[int, str, float]:
+        # A process started in the background by a non-interactive shell inherits SIGINT as
+        # ignored, and Python then installs no handler: restore Python's own one first.
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + code
         p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=clean_env())
         assert p.stdout.readline().strip() == "ready"
         time.sleep(delay)

@@ -114,7 +114,7 @@ struct LU6 {
 //
 // Returns whether it converged. On failure, `shrink` is the factor by which to reduce the step
 // (Hairer & Wanner: from the predicted shortfall of the iteration, or 1/2 when it diverges).
-FASTSLOW_HOT inline bool radau5_collocation(const LimitModel& model, const double* y, double h,
+inline bool radau5_collocation(const LimitModel& model, const double* y, double h,
                                const double (&Z0)[3][2], const double* scale, double tol,
                                double (&Z)[3][2], int& n_iter, double& rate, double& shrink,
                                long& nfev, long& njev, long& nlu) {

@@ -2,6 +2,7 @@
 // at requested times, alignment events, dense output, and statistics in SciPy's conventions.
 #pragma once
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <span>
@@ -95,11 +96,9 @@ inline void collocation_Q(const double (&Z)[3][2], double (&Q)[2][3]) {
     for (int c = 0; c < 3; ++c) Q[j][c] = Z[0][j] * R::P[0][c] + Z[1][j] * R::P[1][c] + Z[2][j] * R::P[2][c];
 }
 
-// Integrate from (m0, a0) at t = 0 to t_eval.back(). `interrupted` (may be empty) is polled
-// every 256 steps; when it returns true the run stops with status Interrupted.
-inline Solution solve(const LimitModel& model, double m0, double a0, std::span<const double> t_eval,
-                      const Options& opt, const std::function<bool()>& interrupted = {}) {
-  validate_inputs(m0, a0, t_eval, opt);
+// The integration itself (inputs already validated); see solve().
+inline Solution solve_impl(const LimitModel& model, double m0, double a0, std::span<const double> t_eval,
+                           const Options& opt, const std::function<bool()>& interrupted) {
   using R = Radau5;
   const std::size_t ne = t_eval.size();
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -306,6 +305,32 @@ inline Solution solve(const LimitModel& model, double m0, double a0, std::span<c
     h_abs = h * fac;
   }
   return finish(Success, done);
+}
+
+// solve_impl with its whole call tree compiled for AVX2 + FMA and for the baseline (see
+// FASTSLOW_HOT_TREE). GCC treats a target_clones function as not throwing, so an exception
+// (say std::bad_alloc) must not leave it: it is caught here and rethrown by solve().
+FASTSLOW_HOT_TREE inline void solve_dispatch(const LimitModel& model, double m0, double a0,
+                                             std::span<const double> t_eval, const Options& opt,
+                                             const std::function<bool()>& interrupted, Solution& out,
+                                             std::exception_ptr& error) {
+  try {
+    out = solve_impl(model, m0, a0, t_eval, opt, interrupted);
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+// Integrate from (m0, a0) at t = 0 to t_eval.back(). `interrupted` (may be empty) is polled
+// every 256 steps; when it returns true the run stops with status Interrupted.
+inline Solution solve(const LimitModel& model, double m0, double a0, std::span<const double> t_eval,
+                      const Options& opt, const std::function<bool()>& interrupted = {}) {
+  validate_inputs(m0, a0, t_eval, opt);
+  Solution sol;
+  std::exception_ptr error;
+  solve_dispatch(model, m0, a0, t_eval, opt, interrupted, sol, error);
+  if (error) std::rethrow_exception(error);
+  return sol;
 }
 
 }  // namespace fastslow::ode
