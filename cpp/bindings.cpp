@@ -269,6 +269,24 @@ PYBIND11_MODULE(_core, mod) {
           },
           py::arg("m"), py::arg("a"), "Rows L, dL/dm, dL/da, d2L/dm2, d2L/dmda, d2L/da2 at each (m, a).")
       .def(
+          "series",
+          [](const LimitModel& mdl, const Array& m) {
+            if (m.ndim() != 1) throw std::invalid_argument("m: must be a 1-D array");
+            const py::ssize_t n = m.size();
+            Array out({py::ssize_t(6), n});
+            double* o = out.mutable_data();
+            for (py::ssize_t i = 0; i < n; ++i) {
+              const double mi = m.data()[i];
+              if (!(std::isfinite(mi) && std::abs(mi) <= 1.0))
+                throw std::invalid_argument("m: every entry must be finite with |m| <= 1");
+              double r[6];
+              mdl.series(mi, r);
+              for (int k = 0; k < 6; ++k) o[k * n + i] = r[k];
+            }
+            return out;
+          },
+          py::arg("m"), "Rows A, A', A'', B, B', B'' at each m (L = a^2 A / 2 - a B + C0).")
+      .def(
           "rhs_jac",
           [](const LimitModel& mdl, const Array& v, const Array& a) {
             check_same_length(v, a);

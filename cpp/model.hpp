@@ -203,6 +203,12 @@ class LimitModel {
     return d;
   }
 
+  // The series A, A', A'', B, B', B'' at m (for the fast-slow analysis).
+  void series(double m, double* out) const {
+    A_.eval(m, ipow(m, wA_), out[0], out[1], &out[2]);
+    B_.eval(m, ipow(m, wB_), out[3], out[4], &out[5]);
+  }
+
   // Right-hand side in y = (v, a).
   void rhs(const double* y, double* f) const {
     double m, sech2;

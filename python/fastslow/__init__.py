@@ -18,7 +18,26 @@ from .ode import (  # noqa: E402
     solve_ode,
     solve_ode_batch,
 )
-
+from .analysis import (  # noqa: E402
+    AsymptoticLaw,
+    Branch,
+    Classification,
+    CriticalManifold,
+    Equilibrium,
+    Fold,
+    ManifoldStructure,
+    PhaseDiagram,
+    SlowFlow,
+    SlowFlowEvent,
+    asymptotic_law,
+    classify,
+    classify_batch,
+    critical_manifold,
+    equilibria,
+    manifold_structure,
+    phase_diagram,
+    solve_slow_flow,
+)
 from .sgd import (  # noqa: E402
     Comparison,
     SGDTrainer,
@@ -42,5 +61,8 @@ __all__ = [
     "ACTIVATIONS", "HermiteSeries", "Model", "hermite_series",
     "METHODS", "BatchTrajectory", "DenseOutput", "Trajectory", "log_times", "solve_ode", "solve_ode_batch",
     "Comparison", "SGDResult", "SGDTrainer", "TrainingInterrupted", "compare", "load_checkpoint", "make_trainer", "record_steps", "train_sgd",
+    "AsymptoticLaw", "Branch", "Classification", "CriticalManifold", "Equilibrium", "Fold", "ManifoldStructure",
+    "PhaseDiagram", "SlowFlow", "SlowFlowEvent", "asymptotic_law", "classify", "classify_batch", "critical_manifold",
+    "equilibria", "manifold_structure", "phase_diagram", "solve_slow_flow",
     "__version__",
 ]
