@@ -6,9 +6,9 @@ Usage::
     python examples/integrate.py --activation gelu --centred --target "1:1,2:0.4"
     python examples/integrate.py --lr-a 1e-4 --a0 2 --t-max 1e9
 
-The verdict printed here is measured on the trajectory itself (late-time log-log slopes of
-``a`` and ``m``, or convergence); the fast-slow analysis that predicts it from the model comes
-with ``fastslow.asymptotic_law``.
+The verdict printed first is measured on the trajectory itself (late-time log-log slopes of
+``a`` and ``m``, or convergence); then the fast-slow analysis predicts it from the model alone
+(``fastslow.asymptotic_law``, ``fastslow.equilibria``).
 """
 
 from __future__ import annotations
@@ -92,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
               f"(loss {tr.loss[-1]:.3e})")
     else:
         print(f"verdict: still moving at t_max (last decade: a ~ t^{sa:.3f}, m ~ t^{sm:.3f}); integrate longer")
+
+    # What the fast-slow analysis predicts from the model alone (MODEL.md section 4).
+    law = fs.asymptotic_law(model)
+    print(f"\nfast-slow analysis: {law.verdict} ({law.reason})")
+    if law.verdict == "unlearning":
+        print(f"  law: a ~ t^{law.exponent:.4f}, m ~ t^-{law.exponent:.4f}; predicted a(t_max) = "
+              f"{float(law.predict_a(t[-1], args.a0)):.6f} (ODE: {tr.a[-1]:.6f})")
+    elif law.verdict in ("learning", "pinned") and np.isfinite(law.a_limit):
+        print(f"  the slow flow from the lazy end settles at m = {law.m_limit:.6f}, a = {law.a_limit:.6f}")
+    for e in fs.equilibria(model):
+        if e.stable:
+            print(f"  stable equilibrium ({e.kind}): m = {e.m:.6f}, a = {e.a:.6f}, loss {e.loss:.3e}")
     return 0
 
 
