@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import fastslow as fs
-from fastslow import analysis as an
 
 LR_A = 0.01
 

@@ -28,8 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -39,7 +38,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
 from .model import Model
-from .ode import log_times, solve_ode, solve_ode_batch
+from .ode import solve_ode_batch
 
 __all__ = [
     "Branch", "Fold", "ManifoldStructure", "CriticalManifold", "Equilibrium", "SlowFlow", "SlowFlowEvent",
@@ -126,9 +125,7 @@ def _poly_real_roots(coef: np.ndarray, lo: float, hi: float, exclude: Sequence[f
     th = np.linspace(0.0, np.pi, _SCAN_POINTS)[1:-1]
     grid = 0.5 * (lo + hi) - 0.5 * (hi - lo) * np.cos(th)
     vals = p(grid)
-    brackets = []
     for i in np.nonzero(np.sign(vals[:-1]) * np.sign(vals[1:]) < 0)[0]:
-        brackets.append((grid[i], grid[i + 1]))
         candidates.append(float(brentq(p, grid[i], grid[i + 1], xtol=1e-16, rtol=1e-15, maxiter=200)))
     candidates.extend(float(x) for x in grid[vals == 0.0])
     # polish, filter, dedupe
@@ -263,13 +260,12 @@ def manifold_structure(model: Model) -> ManifoldStructure:
         # limits at the ends: +-inf at m = 0 when B'(0) != 0
         ends = []
         for x_end, x_in in ((lo, inner[0]), (hi, inner[2])):
-            if x_end == 0.0 and not trivial:
-                ends.append(math.copysign(math.inf, float(_alpha(model, np.array([x_in]))[0])))
-            elif abs(x_end) == 1.0:
+            if x_end != 0.0:
                 ends.append(float(_alpha(model, np.array([x_end]))[0]))
-            else:
-                ends.append(float(_alpha(model, np.array([x_end]))[0]) if x_end != 0.0 else
-                            float(_alpha(model, np.array([x_in]))[0]))
+            elif trivial:  # B'(0) = 0: alpha has a finite limit at m = 0
+                ends.append(float(_alpha(model, np.array([x_in]))[0]))
+            else:  # B'(0) != 0: alpha has a pole at m = 0
+                ends.append(math.copysign(math.inf, float(_alpha(model, np.array([x_in]))[0])))
         a_lo, a_hi = min(ends), max(ends)
         d = model.core.derivs(np.array([mid]), np.array([float(al[1])]))
         attracting = bool(d[3][0] > 0)
@@ -922,7 +918,7 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
         ev_specs: list[tuple[float, str]] = []
         if bid < nb and st.branches[bid].kind == "interior":
             br = st.branches[bid]
-            for a_end, m_end in ((br.a_lo, None), (br.a_hi, None)):
+            for a_end in (br.a_lo, br.a_hi):
                 if math.isfinite(a_end):
                     is_fold = any(abs(f.a - a_end) <= 1e-9 * max(1.0, abs(a_end)) for f in fold_at.get(bid, []))
                     ev_specs.append((a_end, "fold" if is_fold else "branch-end"))
@@ -946,9 +942,7 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
             break
         if sol.status == -1:
             status, message = -1, f"The slow flow failed at t = {t_cur:g}: {sol.message}"
-            t_end = float(sol.t[-1])
-        else:
-            t_end = float(sol.t[-1])
+        t_end = float(sol.t[-1])
         sel = (t >= t_cur) & (t <= t_end)
         if sel.any():
             av = sol.sol(t[sel])[0]
