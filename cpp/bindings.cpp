@@ -428,13 +428,28 @@ PYBIND11_MODULE(_core, mod) {
       py::arg("x"), "The float32 simulator's tanh and its derivative (for accuracy tests).");
   mod.def(
       "ziggurat_row",
-      [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length) {
+      [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length, bool scalar,
+         bool float32) -> py::array {
         if (stream < 0 || stream > 3) throw std::invalid_argument("stream: must be in 0..3");
         if (length < 0) throw std::invalid_argument("length: must be >= 0");
-        std::vector<double> out(static_cast<std::size_t>(length));
-        rng::ziggurat_row(seed, rng::Stream(stream), step, row, out.data(), out.size());
+        const std::size_t n = static_cast<std::size_t>(length);
+        auto fill = [&](auto* out) {
+          if (scalar)
+            rng::ziggurat_row_scalar(seed, rng::Stream(stream), step, row, out, n);
+          else
+            rng::ziggurat_row(seed, rng::Stream(stream), step, row, out, n);
+        };
+        if (float32) {
+          std::vector<float> out(n);
+          fill(out.data());
+          return make_vec(out);
+        }
+        std::vector<double> out(n);
+        fill(out.data());
         return make_array(out);
       },
       py::arg("seed"), py::arg("stream"), py::arg("step"), py::arg("row"), py::arg("length"),
-      "Ziggurat standard normals of one row of a stream (the float32 simulator's data).");
+      py::arg("scalar") = false, py::arg("float32") = false,
+      "Ziggurat standard normals of one row of a stream (the float32 simulator's data); `scalar` "
+      "uses the one-word-at-a-time definition instead of the AVX2 path (the same numbers).");
 }
