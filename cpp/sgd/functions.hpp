@@ -1,6 +1,7 @@
 // Scalar functions for the simulator: an activation or a target, given by name (exact) or as a
 // normalised Hermite series sum_k c_k h_k(u), evaluated with its derivative.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -17,7 +18,11 @@ namespace fastslow::sgd {
 // within 4e-7 of tanh: float32 accuracy, with no libm call, so the loop vectorises.
 FASTSLOW_HOT inline void tanh_row_f32(float* uv, float* __restrict dv, int n, float offset) {
   for (int i = 0; i < n; ++i) {
-    const float x = std::fmin(9.0f, std::fmax(-9.0f, uv[i]));
+    // clamp with std::min/max (vector min/max; std::fmin/fmax are library calls that stop the
+    // vectoriser); adding 0 * u keeps a NaN or infinite input NaN instead of clamping it to +-9,
+    // so a divergence still shows
+    const float u = uv[i];
+    const float x = std::min(9.0f, std::max(-9.0f, u)) + 0.0f * u;
     const float x2 = x * x;
     float p = -2.76076847742355e-16f;
     p = p * x2 + 2.00018790482477e-13f;
