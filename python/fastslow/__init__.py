@@ -38,6 +38,8 @@ from .analysis import (  # noqa: E402
     phase_diagram,
     solve_slow_flow,
 )
+from .config import Config, ConfigError, example_config, load_config, parse_config  # noqa: E402
+from .experiment import RunResult, load, run  # noqa: E402
 from .sgd import (  # noqa: E402
     Comparison,
     SGDTrainer,
@@ -64,5 +66,6 @@ __all__ = [
     "AsymptoticLaw", "Branch", "Classification", "CriticalManifold", "Equilibrium", "Fold", "ManifoldStructure",
     "PhaseDiagram", "SlowFlow", "SlowFlowEvent", "asymptotic_law", "classify", "classify_batch", "critical_manifold",
     "equilibria", "manifold_structure", "phase_diagram", "solve_slow_flow",
+    "Config", "ConfigError", "example_config", "load_config", "parse_config", "RunResult", "load", "run",
     "__version__",
 ]

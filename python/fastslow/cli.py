@@ -1,0 +1,202 @@
+"""The ``fastslow`` command.
+
+    fastslow run CONFIG [--out DIR] [--quiet]     integrate, train, analyse; write data, figures, report
+    fastslow demo [--out DIR] [--quick] [--quiet] the main job on embedded defaults
+    fastslow validate CONFIG                      check a config file
+    fastslow config --example                     print a commented example config
+    fastslow --version
+
+Exit codes: 0 success, 2 bad input (a config error names the field), 1 failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+
+class _InputError(Exception):
+    pass
+
+
+def _write_run(result: Any, out: Path, quiet: bool) -> Path:
+    from .plotting import save_figures
+    from .report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out)
+    formats = list(dict.fromkeys(["png", *result.config.output.formats]))
+    figs = save_figures(result, out / "figures", formats=formats, dpi=result.config.output.dpi)
+    _, html_path = write_report(result, out, figs)
+    return html_path
+
+
+def _print_summary(result: Any, html_path: Path, quiet: bool) -> None:
+    from .report import summary_rows
+
+    if quiet:
+        return
+    for k, v in summary_rows(result):
+        if k in ("model", "initial condition"):
+            continue
+        print(f"  {k}: {v}")
+    print(f"report: {html_path}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .experiment import run
+
+    cfg = load_config(args.config)
+    out = Path(args.out or cfg.output.dir)
+    start = time.perf_counter()
+    progress = (not args.quiet) and sys.stderr.isatty()
+    result = run(cfg, progress=progress)
+    html_path = _write_run(result, out, args.quiet)
+    if not args.quiet:
+        print(f"fastslow run: {args.config} -> {out} in {time.perf_counter() - start:.1f} s")
+    _print_summary(result, html_path, args.quiet)
+    return EXIT_OK
+
+
+def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
+    """The demo's two studies (MODEL.md section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
+    with a phase diagram over the ``h3`` coefficient and ``a0``) and a centred-GELU student on
+    ``h1 - 0.4 h2``."""
+    sgd = ({"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "seeds": [0], "record": 21} if quick else
+           {"d": 256, "n": 256, "batch": 2048, "dt": 0.05, "steps": 200, "seeds": [0, 1, 2], "record": 41})
+    num = 24 if quick else 120
+    return {
+        "tanh_h1+0.3h3": {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.3}, "lr_a": 0.01},
+                          "init": {"a0": 1.0}, "ode": {"t_max": 1e8}, "sgd": sgd,
+                          "analysis": {"phase": {"enabled": True, "x": "c3", "x_range": [-0.5, 0.5], "x_num": num,
+                                                 "y": "a0", "y_range": [0.25, 4.0], "y_num": num, "t_max": 1e7}}},
+        "gelu_h1-0.4h2": {"model": {"activation": "gelu", "centred": True, "target": {"1": 1.0, "2": -0.4},
+                                    "lr_a": 0.01},
+                          "init": {"a0": 1.0}, "ode": {"t_max": 1e8}, "sgd": sgd},
+    }
+
+
+def _size_sequence(result: Any, quick: bool) -> None:
+    """Add the SGD-versus-ODE deviation against the width ``n = d`` (``B = 8d``) to a result."""
+    import numpy as np
+
+    from .ode import solve_ode
+    from .sgd import compare, train_sgd
+
+    model = result.config.make_model()
+    sizes = [32, 64, 128] if quick else [64, 128, 256]
+    a0, m0 = result.config.init.a0, result.config.init.m0
+    dms = []
+    for n in sizes:
+        res = train_sgd(model, n, n, 8 * n, 0.05, 100, a0, m0, seed=0, record=21, spacing="linear", progress=False)
+        dms.append(compare(res, solve_ode(model, a0, m0, res.t, dense_output=False)).max_dm)
+    result.arrays["sizes/n"] = np.array(sizes, dtype=float)
+    result.arrays["sizes/max_dm"] = np.array(dms)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .config import parse_config
+    from .experiment import run
+
+    out = Path(args.out or "results/demo")
+    start = time.perf_counter()
+    index = ["# fastslow demo", ""]
+    for name, data in demo_configs(args.quick).items():
+        data = dict(data, output={"dir": str(out / name), "formats": ["png", "svg"]})
+        cfg = parse_config(data)
+        if not args.quiet:
+            print(f"demo: {name}", flush=True)
+        result = run(cfg, progress=(not args.quiet) and sys.stderr.isatty())
+        if name.startswith("tanh"):
+            _size_sequence(result, args.quick)
+        html_path = _write_run(result, out / name, args.quiet)
+        _print_summary(result, html_path, args.quiet)
+        index.append(f"- [{name}]({name}/report.md)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
+    if not args.quiet:
+        print(f"demo done in {time.perf_counter() - start:.1f} s: {out}")
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    print(f"{args.config}: valid ({cfg.make_model()!r})")
+    return EXIT_OK
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .config import example_config
+
+    if not args.example:
+        raise _InputError("config: say what to print (--example)")
+    print(example_config())
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="fastslow", description="Feature learning and unlearning in two-layer "
+                                "networks: the limit ODE, SGD and the fast-slow analysis.")
+    p.add_argument("--version", action="version", version=f"fastslow {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run the experiment a TOML config describes")
+    r.add_argument("config", help="the TOML config")
+    r.add_argument("--out", help="output directory (default: output.dir of the config)")
+    r.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    r.set_defaults(func=_cmd_run)
+    d = sub.add_parser("demo", help="the main job on embedded defaults")
+    d.add_argument("--out", help="output directory (default: results/demo)")
+    d.add_argument("--quick", action="store_true", help="smaller sizes and grids (under 2 minutes)")
+    d.add_argument("--quiet", action="store_true", help="no progress and no summary")
+    d.set_defaults(func=_cmd_demo)
+    v = sub.add_parser("validate", help="check a config file")
+    v.add_argument("config")
+    v.set_defaults(func=_cmd_validate)
+    c = sub.add_parser("config", help="print a commented example config")
+    c.add_argument("--example", action="store_true")
+    c.set_defaults(func=_cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastslow`` command; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    from .config import ConfigError
+
+    try:
+        return args.func(args)
+    except (ConfigError, _InputError) as exc:
+        print(f"fastslow: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("fastslow: interrupted", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # a failure: a message, not a traceback (FASTSLOW_DEBUG=1 shows it)
+        if os.environ.get("FASTSLOW_DEBUG"):
+            raise
+        print(f"fastslow: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
