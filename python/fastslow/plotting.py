@@ -51,7 +51,7 @@ def phase_portrait(result: Any, ax: Any = None) -> Any:
                 g = model.grad(m[i, b], a[i])
                 da = -np.sign(g[1])
                 if da != 0:
-                    ax.annotate("", xy=(m[i, b], a[i] + 0.04 * da * np.ptp(a)), xytext=(m[i, b], a[i]),
+                    ax.annotate("", xy=(m[i, b], a[i] + 0.2 * da * max(1.0, abs(a[i]))), xytext=(m[i, b], a[i]),
                                 arrowprops={"arrowstyle": "-|>", "color": ATTRACTING, "lw": 1.2})
         for f in result.info.get("folds", []):
             ax.plot(f["m"], f["a"], "s", color="k", ms=7, label="fold")
@@ -69,10 +69,14 @@ def phase_portrait(result: Any, ax: Any = None) -> Any:
         ax.errorbar(A[p + "m_mean"], A[p + "a_mean"], xerr=A[p + "m_std"], yerr=A[p + "a_std"], fmt="o", ms=3,
                     color=OKABE_ITO[(2 + i) % 8], elinewidth=0.6, label=f"SGD mean +- std, seed {s}", gid=f"sgd-{s}")
     ax.set_xlim(-1, 1)
-    top = float(np.nanmax(np.abs(A["ode/a"]))) * 1.3 + 0.5
+    amax = float(np.nanmax(np.abs(A["ode/a"])))
+    top = amax * 1.3 + 0.5
     ax.set_ylim(min(-0.5, float(np.nanmin(A["ode/a"])) - 0.5), top)
+    if amax > 10:  # a grows as a power of t when unlearning: keep a ~ 1 (learning, SGD) readable
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(min(-0.5, float(np.nanmin(A["ode/a"])) - 0.5), amax * 2)
     ax.set_xlabel("alignment m = w . theta (dimensionless)")
-    ax.set_ylabel("second-layer weight a (dimensionless)")
+    ax.set_ylabel("second-layer weight a (dimensionless" + (", symlog scale)" if amax > 10 else ")"))
     ax.set_title("Phase portrait", fontsize=10)
     ax.legend(fontsize=7, loc="best")
     return fig
