@@ -123,11 +123,11 @@ def summary(sgd: dict[str, Any], ode: dict[str, Any], dfx: dict[str, Any], scal:
         ours = res["rows"]["fastslow"]["time"]["median"]
         for name in ("fastslow", "NumPy", "PyTorch", "two GEMMs, NumPy", "two GEMMs at sgemm peak"):
             r = res["rows"].get(name)
-            if r is None:
+            t = r.get("time") if r else None
+            if r is None or (t is None and "seconds" not in r):
                 if name == "PyTorch":
                     rows.append([f"SGD step {shape}", "PyTorch", "not installed", "", ""])
                 continue
-            t = r["time"]
             med = t["median"] if t else r["seconds"]
             spread = f"IQR {fmt_time(t['iqr'])}" if t else "computed"
             rows.append([f"SGD step {shape}", name, fmt_time(med), spread, fmt_ratio(med / ours)])
