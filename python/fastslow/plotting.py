@@ -90,8 +90,7 @@ def time_series(result: Any, axes: Any = None) -> Any:
     t, m, a, loss = A["ode/t"][1:], A["ode/m"][1:], A["ode/a"][1:], A["ode/loss"][1:]
     sel = t >= t[-1] / 10
     def slope(y: np.ndarray) -> float:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.polyfit(np.log(t[sel]), np.log(np.abs(y[sel])), 1)[0]) if sel.sum() > 2 else float("nan")
+        return _loglog_slope(t[sel], np.abs(y[sel]))
     axs[0].loglog(t, np.abs(m), color=ODE_C, label=f"|m|, ODE (last decade: t^{slope(m):+.3f})", gid="ode-m")
     axs[1].loglog(t, np.abs(a), color=ODE_C, label=f"|a|, ODE (last decade: t^{slope(a):+.3f})", gid="ode-a")
     axs[2].loglog(t, loss, color=ODE_C, label="population loss, ODE", gid="ode-loss")
@@ -118,6 +117,14 @@ def time_series(result: Any, axes: Any = None) -> Any:
     return fig
 
 
+def _loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of log y against log x over the finite, positive points (NaN if < 2)."""
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
 def limit_comparison(result: Any, axes: Any = None) -> Any:
     """Left: SGD minus the ODE over time (and, when the result holds a size sequence, the maximal
     deviation against the width ``n = d`` with its fitted log-log slope). Right: the maximal
@@ -126,7 +133,7 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
     A = result.arrays
     if "sizes/n" in A:
         n, dm = A["sizes/n"], A["sizes/max_dm"]
-        k = np.polyfit(np.log(n), np.log(dm), 1)[0]
+        k = _loglog_slope(n, dm)
         axs[0].loglog(n, dm, "o-", color=SGD_C, label=f"max |m_SGD - m_ODE| (slope {k:.2f})", gid="sizes")
         axs[0].set_xlabel("width n = d (batch B = 8d)")
         axs[0].set_ylabel("max deviation over t")
@@ -144,8 +151,7 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
     axs[0].legend(fontsize=7)
     if "fenichel/eps" in A:
         e, dm, da = A["fenichel/eps"], A["fenichel/dev_m"], A["fenichel/dev_a"]
-        sm = np.polyfit(np.log(e), np.log(dm), 1)[0]
-        sa = np.polyfit(np.log(e), np.log(da), 1)[0]
+        sm, sa = _loglog_slope(e, dm), _loglog_slope(e, da)
         axs[1].loglog(e, dm, "o-", color=ATTRACTING, label=f"max |m_ODE - m_slow| (slope {sm:.2f})", gid="fen-m")
         axs[1].loglog(e, da, "s-", color=REPELLING, label=f"max |a_ODE - a_slow| (slope {sa:.2f})", gid="fen-a")
         axs[1].loglog(e, dm[0] * e / e[0], ":", color="0.4", label="slope 1 (Fenichel: O(eps))")
