@@ -225,3 +225,19 @@ def test_demo_quick(tmp_path):
     assert abs(tanh.info["classification"]["exponent"] - 0.25) < 0.01
     assert "sizes/n" in tanh.arrays and (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
     assert (out / "README.md").read_text().count("report.md") == 2
+
+
+def test_run_with_sgd_and_analysis_off(tmp_path):
+    """A config that only integrates the ODE (polynomial student, named target) still gives its
+    figures and report, and no empty comparison figure."""
+    data = {"model": {"activation": [0.0, 1.0, 0.5, -0.2], "target": "tanh"}, "ode": {"t_max": 1e5, "points": 50},
+            "sgd": {"enabled": False}, "analysis": {"enabled": False}}
+    res = fs.run(data)
+    assert not any(k.startswith(("sgd/", "manifold/", "fenichel/")) for k in res.arrays)
+    from fastslow.cli import _write_run
+
+    html = _write_run(res, tmp_path / "o", quiet=True)
+    figs = sorted(p.name for p in (tmp_path / "o" / "figures").glob("*.png"))
+    assert figs == ["phase_portrait.png", "time_series.png"]
+    assert html.read_text().count("data:image/png;base64,") == 2
+    assert fs.load(tmp_path / "o") == res

@@ -148,7 +148,8 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
         axs[0].set_xlabel("t (ODE time)")
         axs[0].set_ylabel("deviation from the limit ODE")
     axs[0].set_title("SGD against the limit ODE", fontsize=10)
-    axs[0].legend(fontsize=7)
+    if axs[0].get_legend_handles_labels()[0]:
+        axs[0].legend(fontsize=7)
     if "fenichel/eps" in A:
         e, dm, da = A["fenichel/eps"], A["fenichel/dev_m"], A["fenichel/dev_a"]
         sm, sa = _loglog_slope(e, dm), _loglog_slope(e, da)
@@ -215,6 +216,8 @@ def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "
     for name, fn in FIGURES.items():
         if name == "phase_diagram" and "phase/x" not in result.arrays:
             continue
+        if name == "limit_comparison" and not any(k.startswith(("sgd/", "sizes/", "fenichel/")) for k in result.arrays):
+            continue  # neither SGD nor the slow flow was run: nothing to compare
         fig = fn(result)
         for fmt in formats:
             fig.savefig(d / f"{name}.{fmt}", dpi=dpi)
