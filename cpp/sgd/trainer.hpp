@@ -255,6 +255,12 @@ class Trainer {
     }
   }
 
+  // Blocks of at least `grain` items, at most `max_blocks` of them: a function of the size only.
+  static constexpr int kRowGrain = 256, kMaxRowBlocks = 16, kNeuronGrain = 64, kMaxNeuronBlocks = 8;
+  static int fixed_blocks(int total, int grain, int max_blocks) {
+    return std::max(1, std::min(max_blocks, total / grain));
+  }
+
   static void block_of(int total, int parts, int index, int& lo, int& hi) {
     const int base = total / parts, extra = total % parts;
     lo = index * base + std::min(index, extra);
@@ -267,12 +273,21 @@ class Trainer {
     const double inv_B = 1.0 / B;
     // Forward: each thread draws, multiplies and activates its own block of batch rows (cache-hot),
     // calling single-threaded BLAS.
+    // The work is cut into blocks that depend on the sizes only, never on the thread count, and
+    // each BLAS call covers one block: OpenBLAS's sgemm rounds a row differently depending on where
+    // it falls in the call's M tiling, so blocks tied to the thread count made float32 runs differ
+    // in the last bit between 1 and 2 threads. Threads take contiguous runs of blocks.
+    const int fb = fixed_blocks(B, kRowGrain, kMaxRowBlocks);
 #pragma omp parallel num_threads(th)
     {
       const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-      int b0, b1;
-      block_of(B, nth, tid, b0, b1);
-      forward_block(b0, b1);
+      int k0, k1;
+      block_of(fb, nth, tid, k0, k1);
+      for (int k = k0; k < k1; ++k) {
+        int b0, b1;
+        block_of(B, fb, k, b0, b1);
+        forward_block(b0, b1);
+      }
     }
     have_batch_ = false;
     double loss = 0.0;
@@ -281,12 +296,17 @@ class Trainer {
     // Backward, split over neurons: grad_a_i = mean_b r_b sigma(p_bi) and G = M^T X for the
     // thread's block of neurons, then its updates.
     const double sw = cfg_.lr_w * cfg_.dt, sa = cfg_.lr_a * cfg_.dt;
+    const int nb = fixed_blocks(n, kNeuronGrain, kMaxNeuronBlocks);
     bool finite = true;
 #pragma omp parallel num_threads(th) reduction(&& : finite)
     {
       const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-      int i0, i1;
-      block_of(n, nth, tid, i0, i1);
+      int k0, k1, i0 = 0, i1 = 0, unused;
+      block_of(nb, nth, tid, k0, k1);
+      if (k1 > k0) {  // this thread's neurons: its blocks are contiguous
+        block_of(n, nb, k0, i0, unused);
+        block_of(n, nb, k1 - 1, unused, i1);
+      }
       // rows streamed in order (cache-friendly, and the same order for any thread count)
       std::vector<double> acc(std::size_t(std::max(0, i1 - i0)), 0.0);
       for (int b = 0; b < B; ++b) {
@@ -295,9 +315,13 @@ class Trainer {
         for (int i = i0; i < i1; ++i) acc[std::size_t(i - i0)] += rb * double(srow[i]);
       }
       for (int i = i0; i < i1; ++i) ga_[i] = T(acc[std::size_t(i - i0)] * inv_B);
-      if (i1 > i0)
-        blas::gemm(blas::Trans, blas::NoTrans, i1 - i0, d, B, T(1), D_.data() + i0, n, X_.data(), d, T(0),
-                   G_.data() + std::size_t(i0) * d, d);
+      for (int k = k0; k < k1; ++k) {  // one call per fixed block (see above)
+        int j0, j1;
+        block_of(n, nb, k, j0, j1);
+        if (j1 > j0)
+          blas::gemm(blas::Trans, blas::NoTrans, j1 - j0, d, B, T(1), D_.data() + j0, n, X_.data(), d, T(0),
+                     G_.data() + std::size_t(j0) * d, d);
+      }
       for (int i = i0; i < i1; ++i) {
         T* w = W_.data() + std::size_t(i) * d;
         const T* g = G_.data() + std::size_t(i) * d;
