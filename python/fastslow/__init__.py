@@ -40,6 +40,7 @@ from .analysis import (  # noqa: E402
 )
 from .config import Config, ConfigError, example_config, load_config, parse_config  # noqa: E402
 from .experiment import RunResult, load, run  # noqa: E402
+from .sweep import Axis, SweepError, SweepSpec, load_sweep_spec, open_sweep, sweep  # noqa: E402
 from .sgd import (  # noqa: E402
     Comparison,
     SGDTrainer,
@@ -67,5 +68,6 @@ __all__ = [
     "PhaseDiagram", "SlowFlow", "SlowFlowEvent", "asymptotic_law", "classify", "classify_batch", "critical_manifold",
     "equilibria", "manifold_structure", "phase_diagram", "solve_slow_flow",
     "Config", "ConfigError", "example_config", "load_config", "parse_config", "RunResult", "load", "run",
+    "Axis", "SweepError", "SweepSpec", "load_sweep_spec", "open_sweep", "sweep",
     "__version__",
 ]

@@ -2,11 +2,14 @@
 
     fastslow run CONFIG [--out DIR] [--quiet]     integrate, train, analyse; write data, figures, report
     fastslow demo [--out DIR] [--quick] [--quiet] the main job on embedded defaults
-    fastslow validate CONFIG                      check a config file
+    fastslow sweep SPEC [--out STORE] [--workers N] [--scheduler ADDRESS] [--quiet]
+                                                  a sweep over config fields, locally or on Dask
+    fastslow validate CONFIG                      check a config file (or a sweep spec)
     fastslow config --example                     print a commented example config
     fastslow --version
 
-Exit codes: 0 success, 2 bad input (a config error names the field), 1 failure.
+Exit codes: 0 success, 2 bad input (a config error names the field), 1 failure (for a sweep: some
+cells failed; they are recorded in the dataset), 130 a sweep interrupted by Ctrl-C (finished cells kept).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Sequence
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _InputError(Exception):
@@ -130,10 +133,78 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .sweep import SweepError, load_sweep_spec
 
+    if _is_sweep_file(args.config):
+        try:
+            spec = load_sweep_spec(args.config)
+        except SweepError as exc:
+            raise _InputError(str(exc)) from None
+        print(f"{args.config}: valid sweep: {spec.n_cells} cells over "
+              + " x ".join(f"{a.name} ({a.size})" for a in spec.axes) + f"; computes {', '.join(spec.compute)}")
+        return EXIT_OK
     cfg = load_config(args.config)
     print(f"{args.config}: valid ({cfg.make_model()!r})")
     return EXIT_OK
+
+
+def _is_sweep_file(path: str) -> bool:
+    from .config import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return "axes" in data or "sweep" in data
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .sweep import SweepError, load_sweep_spec, sweep
+
+    try:
+        spec = load_sweep_spec(args.spec)
+    except SweepError as exc:
+        raise _InputError(str(exc)) from None
+    if args.workers is not None and args.workers < 1:
+        raise _InputError(f"--workers: expected an integer >= 1, got {args.workers}")
+    out = Path(args.out or f"results/sweep-{Path(args.spec).stem}")
+    client: Any = args.scheduler
+    if client is None and args.workers and args.workers > 1:
+        client = "local"
+    if not args.quiet:
+        where = {None: "this process", "local": f"a local Dask cluster of {args.workers} workers"}.get(
+            client, f"the Dask cluster at {client}")
+        print(f"fastslow sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
+              f"computing {', '.join(spec.compute)}, on {where} -> {out}")
+    start = time.perf_counter()
+    try:
+        ds = sweep(spec, client=client, store=out, workers=args.workers, progress=not args.quiet)
+    except SweepError as exc:
+        raise _InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        print(f"fastslow sweep: interrupted; finished cells are kept in {out}: run the same command again to "
+              "compute only the missing ones", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    import json
+
+    run = json.loads(ds.attrs["run"])
+    failed = int(np.count_nonzero(ds["error"].values != ""))
+    if not args.quiet:
+        print(f"fastslow sweep: {run['cells_done']} of {run['cells']} cells done ({run['tasks_run']} tasks run, "
+              f"{run['tasks_reused']} reused from the store), {failed} failed, in {time.perf_counter() - start:.1f} s")
+        if "outcome" in ds:
+            vals, counts = np.unique(ds["outcome"].values, return_counts=True)
+            print("  outcome: " + ", ".join(f"{v or 'not computed'} {c}" for v, c in zip(vals, counts)))
+        if "sgd_max_dm" in ds:
+            print(f"  SGD vs ODE: max |dm| {float(ds['sgd_max_dm'].max()):.4g}, "
+                  f"max |da| {float(ds['sgd_max_da'].max()):.4g}")
+        if failed:
+            first = ds["error"].values[ds["error"].values != ""][0]
+            print(f"  first error: {first}")
+        print(f"dataset: {out / 'dataset.nc'}")
+    return EXIT_OK if failed == 0 else EXIT_FAIL
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -162,7 +233,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="smaller sizes and grids (under 2 minutes)")
     d.add_argument("--quiet", action="store_true", help="no progress and no summary")
     d.set_defaults(func=_cmd_demo)
-    v = sub.add_parser("validate", help="check a config file")
+    w = sub.add_parser("sweep", help="a sweep over config fields (TOML spec), locally or on a Dask cluster")
+    w.add_argument("spec", help="the sweep's TOML spec (examples/sweep_phase.toml)")
+    w.add_argument("--out", help="the store directory (default: results/sweep-<spec name>); run again with the "
+                   "same store to resume")
+    w.add_argument("--workers", type=int, help="concurrent tasks on this machine (default 1: each task uses every "
+                   "core; more starts a local Dask cluster of that many processes)")
+    w.add_argument("--scheduler", help="a Dask scheduler address, tcp://host:port")
+    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    w.set_defaults(func=_cmd_sweep)
+    v = sub.add_parser("validate", help="check a config file or a sweep spec")
     v.add_argument("config")
     v.set_defaults(func=_cmd_validate)
     c = sub.add_parser("config", help="print a commented example config")

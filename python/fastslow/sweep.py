@@ -1,0 +1,1167 @@
+"""Sweeps: a base config plus axes, run cell by cell on this machine or on a Dask cluster.
+
+A sweep spec (:class:`SweepSpec`, from Python or a TOML file) is a complete experiment config (the
+``base``, as for ``fastslow run``) plus axes over config fields and what to compute per cell:
+
+* ``"ode"``: the limit ODE at the base's log-spaced save points (``ode.t_max``, ``ode.points``),
+  with the peak alignment and the unlearning half-life;
+* ``"analysis"``: the classification by ``analysis.classify_t_max`` (learning, lazy, unlearning, ...)
+  with its measured exponent, and the asymptotic law's verdict and exponent;
+* ``"sgd"``: one SGD run per cell (seeds are an axis), its recorded order parameters, the ODE at the
+  same times and the maximal deviations.
+
+Cells are grouped into tasks: ODE and analysis cells in chunks that each make one
+:func:`~fastslow.solve_ode_batch` call per group of equal solver settings, SGD cells one per task.
+Every finished task is written to the store at once as its own shard (temp file, fsync, rename), so
+a sweep interrupted at any moment (Ctrl-C, a killed worker, a killed client) and started again with
+the same store computes only the tasks that have no shard. The results form an
+:class:`xarray.Dataset` with the axes as coordinates (time, ``t``, and SGD record, ``record``, as
+further dimensions) and are written to ``STORE/dataset.nc`` (netCDF4), at the end and every
+``flush_seconds`` while the sweep runs (with ``done`` marking the finished cells).
+
+Where the work runs:
+
+* ``client=None``, ``workers=None`` or ``1``: in this process, one task at a time, each task using
+  every core through the C++ core's OpenMP threads (the GIL is released). Ctrl-C stops at once.
+* ``client=None``, ``workers=N > 1``: a local Dask cluster of ``N`` worker processes, each task
+  with ``cores // N`` threads (better for many small SGD cells than one task with every core).
+* ``client=`` a ``distributed.Client``, or its scheduler's address ``"tcp://host:port"``: that
+  cluster, unchanged. Each task takes the cores of its host divided by the tasks that can run there
+  at once, so threads never oversubscribe.
+
+``bench/bench_sweep.py`` measures these against one direct :func:`~fastslow.solve_ode_batch` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .config import Config, ConfigError, _check_value, parse_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["SweepSpec", "Axis", "SweepError", "load_sweep_spec", "sweep", "open_sweep", "COMPUTE"]
+
+COMPUTE = ("ode", "analysis", "sgd")
+
+# short names of the fields most often swept
+ALIASES = {
+    "a0": "init.a0", "m0": "init.m0",
+    "lr_w": "model.lr_w", "lr_a": "model.lr_a", "eps": "model.eps", "noise": "model.noise",
+    "activation": "model.activation", "centred": "model.centred",
+    "d": "sgd.d", "n": "sgd.n", "batch": "sgd.batch", "dt": "sgd.dt", "steps": "sgd.steps",
+    "seed": "sgd.seed", "dtype": "sgd.dtype",
+    "rtol": "ode.rtol", "atol": "ode.atol", "classify_t_max": "analysis.classify_t_max",
+}
+# fields that cannot be axes, and why
+_FIXED = {
+    "ode.t_max": "the trajectories share the time coordinate t; sweep over analysis.classify_t_max or run "
+                 "several sweeps",
+    "ode.points": "the trajectories share the time coordinate t",
+    "sgd.record": "the SGD runs share the record dimension",
+    "sgd.seeds": "sweep over sgd.seed (alias seed): one seed per cell",
+    "sgd.enabled": "what runs is set by compute",
+    "analysis.enabled": "what runs is set by compute",
+}
+_RANGE_KEYS = {"start", "stop", "step", "num", "log"}
+_STORE_VERSION = 1
+
+
+class SweepError(ValueError):
+    """A sweep spec or store that cannot be used (the message names the field)."""
+
+
+# ---------------------------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweep axis: a dimension of the dataset that sets one config field, or several together.
+
+    Attributes
+    ----------
+    name : str
+        Dimension name in the dataset (as given in the spec).
+    fields : tuple of str
+        Config paths it sets (``"init.a0"``, ``"model.target.3"``, ``"sgd.seed"``, ...); several for a
+        zipped axis such as ``{"sgd.n" = [...], "sgd.d" = [...]}``.
+    values : tuple of ndarray
+        One array of values per field, all of the axis' length.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    values: tuple[np.ndarray, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.values[0].size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "fields": list(self.fields), "values": [v.tolist() for v in self.values]}
+
+
+def _field_meta(path: str) -> dict[str, Any]:
+    """The metadata (kind, range) of a sweepable config path, or a SweepError naming it."""
+    if path in _FIXED:
+        raise SweepError(f"axes: {path} cannot be an axis ({_FIXED[path]})")
+    parts = path.split(".")
+    if parts[0] == "model" and len(parts) == 3 and parts[1] in ("target", "activation"):
+        if not parts[2].isdigit() or int(parts[2]) > 200:
+            raise SweepError(f"axes: {path}: the Hermite order must be an integer from 0 to 200")
+        return {"kind": "float", "lo": -1e6, "hi": 1e6, "lo_open": False, "hi_open": False, "choices": None}
+    if path == "model.eps":
+        return {"kind": "float", "lo": 0.0, "hi": None, "lo_open": True, "hi_open": False, "choices": None}
+    if path == "sgd.seed":
+        return {"kind": "int", "lo": 0, "hi": 2**63 - 1, "lo_open": False, "hi_open": False, "choices": None}
+    obj: Any = Config()
+    for i, p in enumerate(parts):
+        known = {f.name: f for f in fields(obj)}
+        if p not in known:
+            where = ".".join(parts[:i]) or "the config"
+            raise SweepError(f"axes: unknown field {path!r} ({p!r} is not in {where}; allowed there: "
+                             f"{', '.join(known)}; short names: {', '.join(ALIASES)}, c<k>, s<k>)")
+        f = known[p]
+        if f.metadata.get("kind") == "section":
+            obj = getattr(obj, p)
+            if i == len(parts) - 1:
+                raise SweepError(f"axes: {path} is a section, not a field")
+            continue
+        if i != len(parts) - 1:
+            raise SweepError(f"axes: unknown field {path!r}")
+        meta = dict(f.metadata)
+        if meta["kind"] == "activation":  # an axis of activation names
+            from .model import ACTIVATIONS
+
+            meta.update(kind="str", choices=tuple(ACTIVATIONS))
+        if meta["kind"] not in ("float", "int", "bool", "str"):
+            raise SweepError(f"axes: {path} is not a scalar field and cannot be an axis")
+        return meta
+    raise SweepError(f"axes: unknown field {path!r}")  # pragma: no cover
+
+
+def _canonical(name: str) -> str:
+    if name in ALIASES:
+        return ALIASES[name]
+    if len(name) >= 2 and name[0] in "cs" and name[1:].isdigit():
+        return f"model.{'target' if name[0] == 'c' else 'activation'}.{int(name[1:])}"
+    return name
+
+
+def _range_values(where: str, r: Mapping[str, Any], kind: str) -> list[Any]:
+    unknown = set(r) - _RANGE_KEYS
+    if unknown:
+        raise SweepError(f"{where}: unknown range key(s) {sorted(unknown)}; a range is {{start, stop, step}} or "
+                         "{start, stop, num[, log]}")
+    for k in ("start", "stop"):
+        if k not in r:
+            raise SweepError(f"{where}: a range needs {k!r}")
+        v = r[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SweepError(f"{where}.{k}: expected a finite number, got {v!r}")
+    start, stop = float(r["start"]), float(r["stop"])
+    log = r.get("log", False)
+    if not isinstance(log, bool):
+        raise SweepError(f"{where}.log: expected true or false, got {log!r}")
+    if ("step" in r) == ("num" in r):
+        raise SweepError(f"{where}: give exactly one of step or num")
+    if "step" in r:
+        step = r["step"]
+        if log:
+            raise SweepError(f"{where}: a log range takes num, not step")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step == 0:
+            raise SweepError(f"{where}.step: expected a non-zero finite number, got {step!r}")
+        span = (stop - start) / step
+        if span < 0:
+            raise SweepError(f"{where}.step: {step!r} goes away from stop ({start!r} -> {stop!r}); use "
+                             f"{-step!r}")
+        k = round(span)
+        if abs(span - k) > 1e-9 * max(1.0, abs(span)):
+            raise SweepError(f"{where}.step: (stop - start) / step = {span:g} is not a whole number, so the "
+                             f"range would not end at stop = {stop!r}")
+        if k + 1 > 10_000_000:
+            raise SweepError(f"{where}: {k + 1} values; at most 10,000,000")
+        vals = start + step * np.arange(k + 1)
+        vals[-1] = stop
+    else:
+        num = r["num"]
+        if isinstance(num, bool) or not isinstance(num, int) or not 1 <= num <= 10_000_000:
+            raise SweepError(f"{where}.num: expected an integer from 1 to 10,000,000, got {num!r}")
+        if num == 1 and start != stop:
+            raise SweepError(f"{where}.num: 1 value needs start == stop")
+        if log:
+            if start <= 0 or stop <= 0:
+                raise SweepError(f"{where}: a log range needs start > 0 and stop > 0, got {start!r}, {stop!r}")
+            vals = np.geomspace(start, stop, num)
+        else:
+            vals = np.linspace(start, stop, num)
+    if kind == "int":
+        ints = np.round(vals)
+        if not np.allclose(vals, ints, rtol=1e-9, atol=0):
+            raise SweepError(f"{where}: an integer field needs whole-number values, got {vals.tolist()}")
+        return [int(v) for v in ints]
+    return [float(v) for v in vals]
+
+
+def _axis_values(where: str, path: str, raw: Any) -> np.ndarray:
+    meta = _field_meta(path)
+    kind = meta["kind"]
+    if isinstance(raw, Mapping):
+        vals = _range_values(where, raw, kind)
+    elif isinstance(raw, np.ndarray):
+        if raw.ndim != 1:
+            raise SweepError(f"{where}: expected a 1-D array, got shape {raw.shape}")
+        vals = raw.tolist()
+    elif isinstance(raw, (list, tuple, range)):
+        vals = list(raw)
+    else:
+        raise SweepError(f"{where}: expected a list of values or a range table {{start, stop, step|num}}, "
+                         f"got {raw!r}")
+    if not vals:
+        raise SweepError(f"{where}: the axis is empty")
+    if kind == "int":  # allow 64.0 from a float array
+        vals = [int(v) if isinstance(v, float) and v.is_integer() else v for v in vals]
+    checked = []
+    for i, v in enumerate(vals):
+        v = v.item() if isinstance(v, np.generic) else v
+        try:
+            checked.append(_check_value(f"{where}[{i}]", v, meta))
+        except ConfigError as exc:
+            raise SweepError(str(exc)) from None
+    if len(set(checked)) != len(checked):
+        raise SweepError(f"{where}: repeated values {checked}")
+    return np.array(checked)
+
+
+def _parse_axes(raw_axes: Mapping[str, Any]) -> list[Axis]:
+    if not isinstance(raw_axes, Mapping):
+        raise SweepError(f"axes: expected a table of axes, got {raw_axes!r}")
+    axes: list[Axis] = []
+    for name, raw in raw_axes.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise SweepError(f"axes: bad axis name {name!r}")
+        where = f"axes.{name}"
+        if isinstance(raw, Mapping) and raw and not (set(raw) & _RANGE_KEYS):
+            # a zipped axis: {field = [values], ...} of equal lengths
+            paths, values = [], []
+            for key, sub in raw.items():
+                p = _canonical(key)
+                paths.append(p)
+                values.append(_axis_values(f"{where}.{key}", p, sub))
+            lengths = {v.size for v in values}
+            if len(lengths) != 1:
+                raise SweepError(f"{where}: the zipped fields need equal lengths, got "
+                                 + ", ".join(f"{k}: {v.size}" for k, v in zip(raw, values)))
+            axes.append(Axis(name, tuple(paths), tuple(values)))
+        else:
+            p = _canonical(name)
+            axes.append(Axis(name, (p,), (_axis_values(where, p, raw),)))
+    seen: dict[str, str] = {}
+    for ax in axes:
+        for p in ax.fields:
+            if p in seen:
+                raise SweepError(f"axes.{ax.name}: {p} is already set by axes.{seen[p]}")
+            seen[p] = ax.name
+    if "model.eps" in seen and "model.lr_a" in seen:
+        raise SweepError(f"axes.{seen['model.eps']}: model.eps sets model.lr_a, which axes.{seen['model.lr_a']} sets too")
+    return axes
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: base config, axes and what to compute (build with :meth:`create` or
+    :func:`load_sweep_spec`).
+
+    Attributes
+    ----------
+    base : Config
+    axes : tuple of Axis
+        In dataset order (the first varies slowest).
+    compute : tuple of str
+        Some of ``"ode"``, ``"analysis"``, ``"sgd"``.
+    chunk : int
+        ODE/analysis cells per task.
+    """
+
+    base: Config
+    axes: tuple[Axis, ...]
+    compute: tuple[str, ...]
+    chunk: int
+
+    @classmethod
+    def create(cls, base: Config | Mapping[str, Any] | None = None, axes: Mapping[str, Any] | None = None, *,
+               compute: str | Sequence[str] = ("ode", "analysis"), chunk: int | None = None) -> "SweepSpec":
+        """A sweep spec from Python objects.
+
+        Parameters
+        ----------
+        base : Config or dict, optional
+            The config every cell starts from (as a ``fastslow run`` TOML file; default: all defaults).
+        axes : dict
+            ``name -> values``. A name is a config path (``"init.a0"``, ``"sgd.n"``,
+            ``"model.target.3"``) or a short name (``a0``, ``m0``, ``lr_a``, ``lr_w``, ``eps``, ``noise``,
+            ``c<k>``, ``s<k>``, ``n``, ``d``, ``batch``, ``dt``, ``steps``, ``seed``, ``dtype``, ...).
+            Values: a list or 1-D array, a range ``{"start", "stop", "step"}`` (the step must reach
+            stop exactly) or ``{"start", "stop", "num", "log"}``, or, for an axis that sets several
+            fields together, ``{field: list, ...}`` of equal lengths (the dimension is named by the key).
+        compute : str or sequence of str
+            ``"ode"``, ``"analysis"``, ``"sgd"`` or ``"all"``.
+        chunk : int, optional
+            ODE/analysis cells per task (default: about 16 tasks, 64 to 2048 cells each).
+        """
+        if base is None:
+            cfg = Config()
+        elif isinstance(base, Config):
+            cfg = base
+        elif isinstance(base, Mapping):
+            try:
+                cfg = parse_config(dict(base))
+            except ConfigError as exc:
+                raise SweepError(f"base.{exc}") from None
+        else:
+            raise SweepError(f"base: expected a Config or a table, got {type(base).__name__}")
+        if isinstance(compute, str):
+            compute = [compute]
+        comp = []
+        for c in compute:
+            if c == "all":
+                comp.extend(COMPUTE)
+            elif c in COMPUTE:
+                comp.append(c)
+            else:
+                raise SweepError(f"sweep.compute: unknown {c!r}; allowed: ode, analysis, sgd, all")
+        if not comp:
+            raise SweepError("sweep.compute: empty; give some of ode, analysis, sgd, all")
+        comp_t = tuple(c for c in COMPUTE if c in comp)
+        ax = _parse_axes(axes or {})
+        if "sgd" in comp_t and not any("sgd.seed" in a.fields for a in ax):
+            # the base's seeds become an axis (one SGD run per cell)
+            if any(a.name == "seed" for a in ax):
+                raise SweepError("axes.seed: the name 'seed' is taken by an axis that does not set sgd.seed")
+            ax.append(Axis("seed", ("sgd.seed",), (np.array(cfg.sgd.seeds, dtype=np.int64),)))
+        ncells = int(np.prod([a.size for a in ax])) if ax else 1
+        if ncells > 50_000_000:
+            raise SweepError(f"axes: {ncells} cells; at most 50,000,000")
+        if chunk is None:
+            chunk = int(min(2048, max(64, math.ceil(ncells / 16))))
+        elif isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise SweepError(f"sweep.chunk: expected an integer >= 1, got {chunk!r}")
+        return cls(base=cfg, axes=tuple(ax), compute=comp_t, chunk=int(chunk))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> "SweepSpec":
+        """From the parsed TOML of a sweep file: tables ``sweep`` (``compute``, ``chunk``,
+        optional ``base_file``), ``base`` and ``axes``."""
+        if not isinstance(data, Mapping):
+            raise SweepError(f"spec: expected a table, got {data!r}")
+        unknown = set(data) - {"sweep", "base", "axes"}
+        if unknown:
+            raise SweepError(f"{sorted(unknown)[0]}: unknown table; allowed: sweep, base, axes")
+        sw = data.get("sweep", {})
+        if not isinstance(sw, Mapping):
+            raise SweepError(f"sweep: expected a table, got {sw!r}")
+        unknown = set(sw) - {"compute", "chunk", "base_file"}
+        if unknown:
+            raise SweepError(f"sweep.{sorted(unknown)[0]}: unknown key; allowed: compute, chunk, base_file")
+        base: Any = dict(data.get("base", {}))
+        if "base_file" in sw:
+            bf = sw["base_file"]
+            if not isinstance(bf, str):
+                raise SweepError(f"sweep.base_file: expected a path, got {bf!r}")
+            p = Path(base_dir or ".") / bf
+            try:
+                file_data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise SweepError(f"sweep.base_file: cannot read {p} ({exc.strerror})") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise SweepError(f"sweep.base_file: {p} is not valid TOML: {exc}") from None
+            base = _merge(file_data, base)
+        if "axes" not in data:
+            raise SweepError("axes: missing; a sweep needs at least one axis")
+        return cls.create(base, data["axes"], compute=sw.get("compute", ["ode", "analysis"]), chunk=sw.get("chunk"))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.size for a in self.axes)
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.shape)) if self.axes else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base.to_dict(), "axes": [a.to_dict() for a in self.axes], "compute": list(self.compute),
+                "chunk": self.chunk}
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical spec (what a store belongs to)."""
+        d = self.to_dict()
+        d["base"].pop("output", None)  # where figures go does not change the results
+        text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def cell_overrides(self, index: int) -> dict[str, Any]:
+        """The config paths and values of cell ``index`` (C order over the axes)."""
+        out: dict[str, Any] = {}
+        if not self.axes:
+            return out
+        for ax, i in zip(self.axes, np.unravel_index(index, self.shape)):
+            for p, v in zip(ax.fields, ax.values):
+                out[p] = v[i].item()
+        return out
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read and validate a sweep TOML file (see :class:`SweepSpec`; example: ``examples/sweep_phase.toml``)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SweepError(f"{p}: cannot read the file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{p}: not valid TOML: {exc}") from None
+    return SweepSpec.from_dict(data, base_dir=p.parent)
+
+
+def _as_spec(spec: Any) -> SweepSpec:
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        return load_sweep_spec(spec)
+    if isinstance(spec, Mapping):
+        return SweepSpec.from_dict(spec)
+    raise SweepError(f"spec: expected a SweepSpec, a dict or a TOML path, got {type(spec).__name__}")
+
+
+# --------------------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class _Task:
+    id: str
+    kind: str  # "ode" (ode and/or analysis for a chunk) or "sgd" (one cell)
+    cells: tuple[int, ...]
+
+
+def _plan(spec: SweepSpec) -> list[_Task]:
+    tasks: list[_Task] = []
+    n = spec.n_cells
+    if "ode" in spec.compute or "analysis" in spec.compute:
+        for k, start in enumerate(range(0, n, spec.chunk)):
+            tasks.append(_Task(f"ode-{k:06d}", "ode", tuple(range(start, min(n, start + spec.chunk)))))
+    if "sgd" in spec.compute:
+        tasks.extend(_Task(f"sgd-{i:08d}", "sgd", (i,)) for i in range(n))
+    return tasks
+
+
+def _cell_config(base: Config, overrides: Mapping[str, Any]) -> tuple[Config, dict[str, float]]:
+    """The cell's Config and the Hermite-coefficient / eps changes to apply to its model."""
+    sections: dict[str, dict[str, Any]] = {}
+    special: dict[str, float] = {}
+    for path, v in overrides.items():
+        parts = path.split(".")
+        if parts[0] == "model" and len(parts) == 3:
+            special[("c" if parts[1] == "target" else "s") + parts[2]] = float(v)
+        elif path == "model.eps":
+            special["eps"] = float(v)
+        elif path == "sgd.seed":
+            sections.setdefault("sgd", {})["seeds"] = [int(v)]
+        else:
+            sections.setdefault(parts[0], {})[parts[1]] = v
+    cfg = base
+    for sec, kw in sections.items():
+        cfg = replace(cfg, **{sec: replace(getattr(cfg, sec), **kw)})
+    return cfg, special
+
+
+class _ModelCache:
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+
+    def get(self, cfg: Config, special: Mapping[str, float]) -> Any:
+        from .analysis import _with_param
+
+        key_base = repr(cfg.model)
+        key = key_base + repr(sorted(special.items()))
+        m = self._models.get(key)
+        if m is None:
+            m = self._models.get(key_base)
+            if m is None:
+                m = cfg.make_model()
+                self._models[key_base] = m
+            # coefficients first, then eps (which scales the cell's lr_w)
+            for name in sorted(special, key=lambda s: s == "eps"):
+                m = _with_param(m, name, special[name])
+            self._models[key] = m
+        return m
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_ode_task(spec: SweepSpec, cells: Sequence[int], threads: int) -> dict[str, np.ndarray]:
+    from .analysis import _classify_arrays, asymptotic_law
+    from .ode import log_times, solve_ode_batch
+
+    nc = len(cells)
+    cache = _ModelCache()
+    err = np.full(nc, "", dtype=object)
+    cfgs: list[Config | None] = [None] * nc
+    models: list[Any] = [None] * nc
+    for j, i in enumerate(cells):
+        try:
+            cfg, special = _cell_config(spec.base, spec.cell_overrides(i))
+            models[j] = cache.get(cfg, special)
+            cfgs[j] = cfg
+        except (ValueError, ArithmeticError) as exc:
+            err[j] = _error_text(exc)
+    out: dict[str, np.ndarray] = {"cells": np.asarray(cells, dtype=np.int64)}
+    t = log_times(spec.base.ode.t_max, spec.base.ode.points)
+    do_ode, do_an = "ode" in spec.compute, "analysis" in spec.compute
+    if do_ode:
+        for k in ("ode_m", "ode_a", "ode_loss"):
+            out[k] = np.full((nc, t.size), np.nan)
+        for k in ("m_peak", "t_peak", "t_half", "m_final", "a_final"):
+            out[k] = np.full(nc, np.nan)
+        out["ode_status"] = np.full(nc, -100, dtype=np.int32)
+        out["ode_message"] = np.full(nc, "", dtype=object)
+    if do_an:
+        out["outcome"] = np.full(nc, "", dtype=object)
+        out["exponent"] = np.full(nc, np.nan)
+        out["law"] = np.full(nc, "", dtype=object)
+        out["law_exponent"] = np.full(nc, np.nan)
+
+    # group the good cells by solver settings: one batch call per group
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for j, cfg in enumerate(cfgs):
+        if cfg is not None:
+            groups.setdefault((cfg.ode.rtol, cfg.ode.atol, cfg.analysis.classify_t_max), []).append(j)
+
+    def batch(js: list[int], t_eval: np.ndarray, rtol: float, atol: float) -> Any:
+        ms = [models[j] for j in js]
+        a0 = np.array([cfgs[j].init.a0 for j in js])  # type: ignore[union-attr]
+        m0 = np.array([cfgs[j].init.m0 for j in js])  # type: ignore[union-attr]
+        return solve_ode_batch(ms, a0, m0, t_eval, rtol=rtol, atol=atol, threads=threads)
+
+    for (rtol, atol, t_cls), js in groups.items():
+        try:
+            if do_ode:
+                bt = batch(js, t, rtol, atol)
+                idx = np.array(js)
+                out["ode_m"][idx], out["ode_a"][idx], out["ode_loss"][idx] = bt.m, bt.a, bt.loss
+                out["m_peak"][idx], out["t_peak"][idx], out["t_half"][idx] = bt.m_peak, bt.t_peak, bt.t_half
+                out["m_final"][idx], out["a_final"][idx] = bt.m[:, -1], bt.a[:, -1]
+                out["ode_status"][idx] = bt.status
+                for j, s, msg in zip(js, bt.status, bt.message):
+                    out["ode_message"][j] = msg if s != 0 else ""
+            if do_an:
+                tc = np.array([0.0, t_cls / 10.0, t_cls])
+                bc = batch(js, tc, rtol, 1e-10)
+                oc, ex = _classify_arrays(bc.m, bc.a, tc, np.asarray(bc.status), 1e-6, 1e-3, 0.02)
+                for j, o, e in zip(js, oc, ex):
+                    out["outcome"][j], out["exponent"][j] = str(o), float(e)
+                laws: dict[int, Any] = {}
+                for j in js:
+                    key = id(models[j])
+                    if key not in laws:
+                        try:
+                            laws[key] = asymptotic_law(models[j], limits=False)
+                        except (ValueError, ArithmeticError) as exc:
+                            laws[key] = exc
+                    law = laws[key]
+                    if isinstance(law, Exception):
+                        err[j] = _error_text(law)
+                    else:
+                        out["law"][j], out["law_exponent"][j] = law.verdict, law.exponent
+        except (ValueError, ArithmeticError, RuntimeError) as exc:
+            for j in js:
+                err[j] = _error_text(exc)
+    out["error"] = err
+    return {k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()}
+
+
+def _run_sgd_task(spec: SweepSpec, cell: int, threads: int) -> dict[str, np.ndarray]:
+    from .ode import solve_ode
+    from .sgd import compare, train_sgd
+
+    R = spec.base.sgd.record
+    out: dict[str, np.ndarray] = {"cells": np.array([cell], dtype=np.int64)}
+    for k in _SGD_SERIES:
+        out[k] = np.full((1, R), np.nan)
+    out["sgd_max_dm"] = np.full(1, np.nan)
+    out["sgd_max_da"] = np.full(1, np.nan)
+    try:
+        cfg, special = _cell_config(spec.base, spec.cell_overrides(cell))
+        model = _ModelCache().get(cfg, special)
+        sg = cfg.sgd
+        res = train_sgd(model, sg.d, sg.n, sg.batch, sg.dt, sg.steps, cfg.init.a0, cfg.init.m0, seed=sg.seeds[0],
+                        dtype=sg.dtype, record=R, spacing="linear", threads=threads, progress=False)
+        ode = solve_ode(model, cfg.init.a0, cfg.init.m0, res.t, rtol=cfg.ode.rtol, atol=cfg.ode.atol,
+                        dense_output=False)
+        c = compare(res, ode)
+        k = res.t.size
+        for name, v in (("sgd_t", res.t), ("sgd_m_mean", res.m_mean), ("sgd_m_std", res.m_std),
+                        ("sgd_a_mean", res.a_mean), ("sgd_a_std", res.a_std), ("sgd_batch_loss", res.batch_loss),
+                        ("sgd_pop_loss", res.pop_loss), ("sgd_ode_m", ode.m), ("sgd_ode_a", ode.a)):
+            out[name][0, :k] = v
+        out["sgd_max_dm"][0], out["sgd_max_da"][0] = c.max_dm, c.max_da
+        out["error"] = np.array([""])
+    except (ValueError, ArithmeticError, RuntimeError, MemoryError) as exc:
+        out["error"] = np.array([_error_text(exc)])
+    return out
+
+
+_SGD_SERIES = ("sgd_t", "sgd_m_mean", "sgd_m_std", "sgd_a_mean", "sgd_a_std", "sgd_batch_loss", "sgd_pop_loss",
+               "sgd_ode_m", "sgd_ode_a")
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+def run_task(spec_dict: dict[str, Any], task_id: str, kind: str, cells: Sequence[int],
+             threads: int | Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Compute one task (the unit a Dask worker runs); returns the arrays of its shard.
+
+    ``threads`` is a number, or ``{host: concurrent task slots}`` (the task then takes its host's
+    usable cores divided by its slots), or None (every usable core).
+    """
+    spec = _spec_from_dict(spec_dict)
+    if isinstance(threads, Mapping):
+        slots = None
+        try:
+            from distributed import get_worker
+
+            w = get_worker()
+            host = w.address.rsplit(":", 1)[0].split("://")[-1]
+            slots = threads.get(host) or w.state.nthreads
+        except (ImportError, ValueError, AttributeError):
+            pass
+        nthreads = max(1, _usable_cores() // max(1, int(slots or 1)))
+    else:
+        from .ode import default_threads
+
+        nthreads = int(threads) if threads else default_threads()
+    if kind == "ode":
+        return _run_ode_task(spec, cells, nthreads)
+    return _run_sgd_task(spec, cells[0], nthreads)
+
+
+def _spec_from_dict(d: Mapping[str, Any]) -> SweepSpec:
+    axes = tuple(Axis(a["name"], tuple(a["fields"]), tuple(np.array(v) for v in a["values"])) for a in d["axes"])
+    return SweepSpec(base=parse_config(d["base"]), axes=axes, compute=tuple(d["compute"]), chunk=int(d["chunk"]))
+
+
+# --------------------------------------------------------------------------------------------- store
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # pragma: no cover - directories that cannot be fsynced
+        pass
+
+
+class _Store:
+    """``STORE/spec.json``, ``STORE/shards/<task>.npz`` (one per finished task), ``STORE/dataset.nc``,
+    ``STORE/runs.jsonl`` (one line per invocation)."""
+
+    def __init__(self, path: str | os.PathLike, spec: SweepSpec) -> None:
+        self.path = Path(path)
+        self.shards = self.path / "shards"
+        meta = {"store_version": _STORE_VERSION, "fingerprint": spec.fingerprint, "spec": spec.to_dict()}
+        spec_file = self.path / "spec.json"
+        if self.path.exists() and not self.path.is_dir():
+            raise SweepError(f"store: {self.path} exists and is not a directory")
+        if spec_file.exists():
+            try:
+                old = json.loads(spec_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise SweepError(f"store: {spec_file} is damaged ({exc}); delete the store or use another") from None
+            if old.get("fingerprint") != spec.fingerprint:
+                raise SweepError(f"store: {self.path} holds a different sweep (fingerprint "
+                                 f"{str(old.get('fingerprint'))[:12]}..., this spec {spec.fingerprint[:12]}...); "
+                                 "use another store or delete it")
+        else:
+            if self.path.exists() and any(p.name not in (".", "..") for p in self.path.iterdir()):
+                raise SweepError(f"store: {self.path} is not empty and holds no sweep; use an empty or new directory")
+            self.shards.mkdir(parents=True, exist_ok=True)
+            _atomic_write(spec_file, lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
+        self.shards.mkdir(parents=True, exist_ok=True)
+
+    def finished(self) -> dict[str, dict[str, np.ndarray]]:
+        """The readable shards; a damaged one (a crash mid-write cannot make one, but a disk can) is
+        moved aside with a warning and its task runs again."""
+        out = {}
+        for p in sorted(self.shards.glob("*.npz")):
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    out[p.stem] = {k: z[k] for k in z.files}
+                if "cells" not in out[p.stem] or "error" not in out[p.stem]:
+                    raise ValueError("missing arrays")
+            except Exception as exc:  # noqa: BLE001 - any unreadable file
+                out.pop(p.stem, None)
+                bad = p.with_suffix(".damaged")
+                warnings.warn(f"sweep store: shard {p.name} is unreadable ({exc}); moved to {bad.name}, its "
+                              "cells run again", RuntimeWarning, stacklevel=3)
+                os.replace(p, bad)
+        return out
+
+    def write_shard(self, task_id: str, arrays: Mapping[str, np.ndarray]) -> None:
+        _atomic_write(self.shards / f"{task_id}.npz", lambda fh: np.savez(fh, **arrays))
+
+    def write_dataset(self, ds: Any) -> None:
+        target = self.path / "dataset.nc"
+        tmp = self.path / f".dataset.nc.{os.getpid()}.tmp"
+        try:
+            ds.to_netcdf(tmp, engine=_nc_engine())
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        with open(self.path / "runs.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def _nc_engine() -> str:
+    try:
+        import h5netcdf  # noqa: F401
+
+        return "h5netcdf"
+    except ImportError:
+        try:
+            import netCDF4  # noqa: F401
+
+            return "netcdf4"
+        except ImportError:
+            raise ImportError("writing the sweep's netCDF file needs h5netcdf: pip install 'fastslow[sweep]'") from None
+
+
+# ------------------------------------------------------------------------------------------ assembly
+
+
+class _Results:
+    """The dataset's arrays, filled in as shards arrive."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        from .ode import log_times
+
+        self.spec = spec
+        n = spec.n_cells
+        self.t = log_times(spec.base.ode.t_max, spec.base.ode.points)
+        R = spec.base.sgd.record
+        self.per_cell: dict[str, np.ndarray] = {"error": np.full(n, "", dtype=object)}
+        self.series: dict[str, np.ndarray] = {}
+        if "ode" in spec.compute:
+            for k in ("ode_m", "ode_a", "ode_loss"):
+                self.series[k] = np.full((n, self.t.size), np.nan)
+            for k in ("m_peak", "t_peak", "t_half", "m_final", "a_final"):
+                self.per_cell[k] = np.full(n, np.nan)
+            self.per_cell["ode_status"] = np.full(n, -100, dtype=np.int32)
+            self.per_cell["ode_message"] = np.full(n, "", dtype=object)
+        if "analysis" in spec.compute:
+            self.per_cell["outcome"] = np.full(n, "", dtype=object)
+            self.per_cell["exponent"] = np.full(n, np.nan)
+            self.per_cell["law"] = np.full(n, "", dtype=object)
+            self.per_cell["law_exponent"] = np.full(n, np.nan)
+        if "sgd" in spec.compute:
+            for k in _SGD_SERIES:
+                self.series[k] = np.full((n, R), np.nan)
+            self.per_cell["sgd_max_dm"] = np.full(n, np.nan)
+            self.per_cell["sgd_max_da"] = np.full(n, np.nan)
+        # per task kind: which cells are done (a cell is done when all its tasks are)
+        self.kind_done = {k: np.zeros(n, dtype=bool) for k in {t.kind for t in _plan(spec)}}
+        self.errors: dict[str, np.ndarray] = {k: np.full(n, "", dtype=object) for k in self.kind_done}
+
+    def add(self, task_id: str, arrays: Mapping[str, np.ndarray]) -> int:
+        """Fill in one shard; returns the number of its cells that failed."""
+        kind = task_id.split("-", 1)[0]
+        cells = np.asarray(arrays["cells"], dtype=np.int64)
+        for k, v in arrays.items():
+            if k in ("cells", "error"):
+                continue
+            target = self.series.get(k)
+            if target is None:
+                target = self.per_cell.get(k)
+            if target is None:
+                continue  # an array this spec does not keep
+            if target.ndim == 2:
+                target[cells, : v.shape[1]] = v
+            else:
+                target[cells] = v
+        err = np.asarray(arrays["error"]).astype(str)
+        self.errors[kind][cells] = err
+        self.kind_done[kind][cells] = True
+        return int(np.count_nonzero(err != ""))
+
+    @property
+    def done(self) -> np.ndarray:
+        out = np.ones(self.spec.n_cells, dtype=bool)
+        for d in self.kind_done.values():
+            out &= d
+        return out
+
+    def dataset(self) -> Any:
+        import xarray as xr
+
+        spec = self.spec
+        dims = tuple(a.name for a in spec.axes)
+        shape = spec.shape
+        coords: dict[str, Any] = {}
+        for a in spec.axes:
+            coords[a.name] = (a.name, a.values[0])
+            for p, v in zip(a.fields, a.values):
+                if p != a.name:
+                    coords[p] = (a.name, v)
+        err = self.per_cell["error"].copy()
+        for kind, e in self.errors.items():
+            for i in np.flatnonzero(e != ""):
+                err[i] = e[i] if not err[i] else f"{err[i]}; {e[i]}"
+        data: dict[str, Any] = {}
+        for k, v in self.series.items():
+            extra = "t" if k.startswith("ode_") else "record"
+            data[k] = (dims + (extra,), v.reshape(shape + v.shape[1:]))
+        for k, v in self.per_cell.items():
+            if k == "error":
+                continue
+            data[k] = (dims, (v.astype(str) if v.dtype == object else v).reshape(shape))
+        data["error"] = (dims, err.astype(str).reshape(shape))
+        data["done"] = (dims, self.done.reshape(shape))
+        if "ode" in spec.compute:
+            coords["t"] = ("t", self.t)
+        if "sgd" in spec.compute:
+            coords["record"] = ("record", np.arange(spec.base.sgd.record))
+        from . import __version__
+
+        attrs = {"title": "fastslow sweep", "fastslow_version": __version__, "fingerprint": spec.fingerprint,
+                 "spec": json.dumps(spec.to_dict()), "compute": ",".join(spec.compute)}
+        ds = xr.Dataset(data, coords=coords, attrs=attrs)
+        _annotate(ds)
+        return ds
+
+
+_DESCRIPTIONS = {
+    "ode_m": "m(t) of the limit ODE", "ode_a": "a(t) of the limit ODE", "ode_loss": "population loss on the ODE",
+    "m_peak": "peak alignment of the ODE", "t_peak": "time of the peak alignment",
+    "t_half": "unlearning half-life: first time after the peak with m = m_peak / 2 (NaN: not reached)",
+    "m_final": "m at ode.t_max", "a_final": "a at ode.t_max",
+    "ode_status": "0 success, < 0 failure (-100: not computed)", "ode_message": "the solver's message on failure",
+    "outcome": "classification by analysis.classify_t_max: learning, lazy, unlearning, undetermined, failed",
+    "exponent": "measured d log|a| / d log t over the last decade before analysis.classify_t_max",
+    "law": "asymptotic law's verdict: unlearning, learning, pinned, undetermined",
+    "law_exponent": "asymptotic law's exponent 1/(q+1) (NaN unless unlearning)",
+    "sgd_t": "ODE time of each SGD record", "sgd_m_mean": "SGD mean alignment", "sgd_m_std": "SGD alignment spread",
+    "sgd_a_mean": "SGD mean second-layer weight", "sgd_a_std": "SGD second-layer spread",
+    "sgd_batch_loss": "SGD batch loss", "sgd_pop_loss": "exact population loss of the finite network",
+    "sgd_ode_m": "limit ODE m at the SGD record times", "sgd_ode_a": "limit ODE a at the SGD record times",
+    "sgd_max_dm": "max |m_mean - m_ODE| over the records", "sgd_max_da": "max |a_mean - a_ODE| over the records",
+    "error": "the cell's error ('' if none)", "done": "every task of the cell finished",
+}
+
+
+def _annotate(ds: Any) -> None:
+    for k, v in _DESCRIPTIONS.items():
+        if k in ds:
+            ds[k].attrs["description"] = v
+    if "t" in ds.coords:
+        ds["t"].attrs.update(units="ODE time (SGD steps x dt)", description="save points (0 and log-spaced)")
+
+
+# ------------------------------------------------------------------------------------------- drivers
+
+
+def _client_from(client: Any, workers: int | None) -> tuple[Any, Any]:
+    """(client, cluster we own or None)."""
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError("running a sweep on Dask needs distributed: pip install 'fastslow[sweep]'") from None
+    if isinstance(client, str):
+        if client == "local":
+            n = workers or _usable_cores()
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None)
+            return distributed.Client(cluster), cluster
+        return distributed.Client(client), None
+    if isinstance(client, distributed.Client):
+        return client, None
+    raise SweepError(f"client: expected None, a distributed.Client, 'local' or a scheduler address, got {client!r}")
+
+
+def _slots_by_host(client: Any) -> dict[str, int]:
+    slots: dict[str, int] = {}
+    for addr, w in client.scheduler_info(n_workers=-1).get("workers", {}).items():
+        host = addr.rsplit(":", 1)[0].split("://")[-1]
+        slots[host] = slots.get(host, 0) + int(w.get("nthreads", 1))
+    return slots
+
+
+def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any = None,
+          store: str | os.PathLike | None = None, *, workers: int | None = None, progress: bool = True,
+          flush_seconds: float = 60.0) -> Any:
+    """Run a sweep and return its results as an :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    spec : SweepSpec, dict or path
+        The sweep (see :class:`SweepSpec`; a path is a TOML file).
+    client : None, distributed.Client, str
+        None: this machine (see the module docstring); a ``distributed.Client``; a scheduler address
+        ``"tcp://host:port"``; or ``"local"`` for a local Dask cluster of ``workers`` processes.
+    store : path, optional
+        Directory for the results (created if missing). Finished tasks are written as they finish;
+        running again with the same store and spec computes only the missing tasks. A store of a
+        different spec is refused.
+    workers : int, optional
+        Concurrent tasks on this machine (``client=None``): 1 (default) runs them in this process with
+        every core each; more starts a local Dask cluster of that many processes.
+    progress : bool
+        A progress bar: cells done, failed, rate and the estimated time left.
+    flush_seconds : float
+        While running, rewrite ``STORE/dataset.nc`` at most this often (always at the end).
+
+    Returns
+    -------
+    xarray.Dataset
+        Axes as dimension coordinates (and ``t`` / ``record`` for trajectories); ``done`` marks
+        finished cells and ``error`` holds a failed cell's error. ``attrs["spec"]`` is the spec
+        (JSON); how this invocation went is in ``attrs["run"]`` and ``STORE/runs.jsonl``.
+    """
+    try:
+        import xarray  # noqa: F401
+    except ImportError:
+        raise ImportError("sweeps need xarray: pip install 'fastslow[sweep]'") from None
+    spec = _as_spec(spec)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SweepError(f"workers: expected an integer >= 1, got {workers!r}")
+    if not (isinstance(flush_seconds, (int, float)) and flush_seconds > 0):
+        raise SweepError(f"flush_seconds: expected a number > 0, got {flush_seconds!r}")
+    _check_memory(spec)
+    st = _Store(store, spec) if store is not None else None
+    results = _Results(spec)
+    tasks = _plan(spec)
+    reused = 0
+    if st is not None:
+        planned = {t.id for t in tasks}
+        have = {tid: arrays for tid, arrays in st.finished().items() if tid in planned}
+        for tid, arrays in have.items():
+            results.add(tid, arrays)
+        reused = len(have)
+        tasks = [t for t in tasks if t.id not in have]
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=spec.n_cells, initial=int(results.done.sum()), unit="cell", desc="sweep", smoothing=0.1,
+                   dynamic_ncols=True)
+    state = {"last_flush": time.monotonic(), "dirty": False, "failed": 0, "computed": 0, "cells": 0}
+
+    def finish(task: _Task, arrays: Mapping[str, np.ndarray]) -> None:
+        before = int(results.done.sum()) if bar is not None else 0
+        with guard.critical():  # the shard and the in-memory results agree, whenever Ctrl-C comes
+            if st is not None:
+                st.write_shard(task.id, arrays)
+            state["failed"] += results.add(task.id, arrays)
+        state["computed"] += 1
+        state["cells"] += len(task.cells)
+        state["dirty"] = True
+        if bar is not None:
+            bar.update(int(results.done.sum()) - before)
+            bar.set_postfix(failed=state["failed"], refresh=False)
+        if st is not None and time.monotonic() - state["last_flush"] > flush_seconds:
+            st.write_dataset(results.dataset())
+            state["last_flush"], state["dirty"] = time.monotonic(), False
+
+    executor = "in-process"
+    spec_dict = spec.to_dict()
+    interrupted = False
+    guard = _SigintGuard()
+    try:
+        guard.__enter__()
+        if client is None and (workers is None or workers == 1):
+            from .ode import default_threads
+
+            threads = default_threads()  # FASTSLOW_NUM_THREADS or every usable core
+            for task in tasks:
+                finish(task, run_task(spec_dict, task.id, task.kind, task.cells, threads))
+        else:
+            cl, owned = _client_from("local" if client is None else client, workers)
+            executor = "dask-local" if owned is not None else f"dask {cl.scheduler.address}"
+            try:
+                _run_dask(cl, spec, spec_dict, tasks, finish)
+            finally:
+                if owned is not None:
+                    cl.close()
+                    owned.close()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        guard.__exit__()
+        if bar is not None:
+            bar.close()
+        run = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": executor, "tasks_run": state["computed"],
+               "tasks_reused": reused, "cells_run": state["cells"], "cells_failed_now": state["failed"],
+               "cells_done": int(results.done.sum()), "cells": spec.n_cells, "interrupted": interrupted,
+               "seconds": round(time.perf_counter() - start, 3)}
+        if st is not None:
+            if state["dirty"] or not (st.path / "dataset.nc").exists():
+                st.write_dataset(results.dataset())
+            st.log(run)
+    ds = results.dataset()
+    ds.attrs["run"] = json.dumps(run)
+    return ds
+
+
+class _SigintGuard:
+    """While a sweep runs (main thread, Python's default SIGINT handler in place), Ctrl-C raises
+    KeyboardInterrupt as usual, except inside :meth:`critical`, where it is held back until the
+    section ends. Python runs signal handlers in the main thread between bytecodes, whichever
+    thread the signal hit, so the flag is reliable (a blocked signal mask is not: the C++ core's
+    threads would take the signal)."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self._signal = signal
+        self.active = (threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        self.in_critical = False
+        self.pending = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.in_critical:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_SigintGuard":
+        if self.active:
+            self._signal.signal(self._signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            self._signal.signal(self._signal.SIGINT, self._signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def critical(self) -> Any:
+        self.in_critical = True
+        try:
+            yield
+        finally:
+            self.in_critical = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def _run_dask(client: Any, spec: SweepSpec, spec_dict: dict[str, Any], tasks: list[_Task], finish: Any) -> None:
+    from distributed import as_completed
+
+    slots = _slots_by_host(client)
+    payload = client.scatter(spec_dict, broadcast=True) if tasks else None
+    prefix = f"fastslow-sweep-{spec.fingerprint[:12]}"
+    by_key = {}
+    futures = []
+    for task in tasks:
+        fut = client.submit(run_task, payload, task.id, task.kind, list(task.cells), slots, key=f"{prefix}-{task.id}",
+                            pure=False, retries=2)
+        by_key[fut.key] = task
+        futures.append(fut)
+    try:
+        for fut in as_completed(futures):
+            task = by_key[fut.key]
+            try:
+                arrays = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a task that failed for good (KilledWorker, ...)
+                arrays = _failed_task(spec, task, exc)
+            finish(task, arrays)
+            fut.release()
+    except BaseException:
+        client.cancel(futures)
+        raise
+
+
+def _failed_task(spec: SweepSpec, task: _Task, exc: BaseException) -> dict[str, np.ndarray]:
+    msg = _error_text(exc)
+    warnings.warn(f"sweep: task {task.id} failed: {msg}", RuntimeWarning, stacklevel=3)
+    return {"cells": np.asarray(task.cells, dtype=np.int64), "error": np.full(len(task.cells), msg)}
+
+
+def _check_memory(spec: SweepSpec) -> None:
+    n = spec.n_cells
+    per = 8 * 3 * (spec.base.ode.points + 1) if "ode" in spec.compute else 0
+    per += 8 * len(_SGD_SERIES) * spec.base.sgd.record if "sgd" in spec.compute else 0
+    per += 200
+    need = n * per * 3  # the arrays, one dataset copy, the netCDF encoding
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return
+    if need > 0.8 * avail:
+        raise SweepError(f"the sweep's results need about {need / 2**30:.1f} GiB ({n} cells), more than 80 % of the "
+                         f"{avail / 2**30:.1f} GiB available; fewer cells or ode.points")
+
+
+def open_sweep(store: str | os.PathLike) -> Any:
+    """The dataset of a sweep store (``STORE/dataset.nc``), loaded into memory."""
+    import xarray as xr
+
+    p = Path(store) / "dataset.nc"
+    if not p.exists():
+        raise SweepError(f"store: {p} does not exist (not a sweep store, or the sweep never ran)")
+    with xr.open_dataset(p, engine=_nc_engine()) as ds:
+        return ds.load()
