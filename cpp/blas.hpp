@@ -45,17 +45,13 @@ inline void gemv(int t, int m, int n, double alpha, const double* a, int lda, co
   scipy_cblas_dgemv(RowMajor, t, m, n, alpha, a, lda, x, 1, beta, y, 1);
 }
 
-// Sets OpenBLAS's thread count for the lifetime of the object and restores it afterwards, so
-// that one call's setting does not leak into the next.
-class ScopedBlasThreads {
- public:
-  explicit ScopedBlasThreads(int n) : old_(scipy_openblas_get_num_threads()) { scipy_openblas_set_num_threads(n); }
-  ~ScopedBlasThreads() { scipy_openblas_set_num_threads(old_); }
-  ScopedBlasThreads(const ScopedBlasThreads&) = delete;
-  ScopedBlasThreads& operator=(const ScopedBlasThreads&) = delete;
-
- private:
-  int old_;
-};
+// fastslow's OpenBLAS (the scipy-openblas32 wheel's library, not NumPy's or SciPy's own copies)
+// always runs single-threaded: fastslow's OpenMP threads parallelise around it, on blocks fixed by
+// the sizes. OpenBLAS's thread count is process-global, so a scoped change (set, call, restore)
+// would leak into calls running at the same time in other Python threads, making their BLAS
+// calls multi-threaded (oversubscribed, and rounded differently). Set once, never raised.
+inline void ensure_single_threaded() {
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
+}
 
 }  // namespace fastslow::blas

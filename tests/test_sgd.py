@@ -347,3 +347,24 @@ def test_sigkill_leaves_a_loadable_checkpoint(tmp_path):
     state = fs.load_checkpoint(ck)
     assert int(state["step"]) > 0 and state["W"].shape == (128, 128)
     assert np.all(np.isfinite(state["W"]))
+
+
+def test_concurrent_runs_in_threads_equal_serial_runs():
+    # OpenBLAS's thread count is process-global: a run that set and restored it could make another
+    # thread's BLAS calls multi-threaded mid-run (and round differently). Runs in a thread pool,
+    # each with 1 or 2 OpenMP threads, must equal the serial runs bit for bit.
+    import concurrent.futures as cf
+
+    model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
+
+    def run(seed, threads):
+        r = fs.train_sgd(model, 96, 80, 512, 0.05, 40, 0.5, seed=seed, record=5, spacing="linear",
+                         progress=False, threads=threads)
+        return np.concatenate([r.m_mean, r.a_mean, r.pop_loss])
+
+    serial = [run(s, 2) for s in range(4)]
+    for workers, threads in ((2, 1), (3, 2)):
+        with cf.ThreadPoolExecutor(workers) as ex:
+            par = list(ex.map(lambda s: run(s, threads), range(4)))
+        for a, b in zip(serial, par):
+            np.testing.assert_array_equal(a, b)

@@ -86,7 +86,7 @@ class Trainer {
   // Run k steps; `interrupted` (may be empty) is polled between steps and stops the run early.
   // Returns the number of steps done.
   long run(long k, const std::function<bool()>& interrupted = {}) {
-    blas::ScopedBlasThreads bt(1);  // OpenMP threads call single-threaded BLAS on their blocks
+    blas::ensure_single_threaded();  // OpenMP threads call single-threaded BLAS on their blocks
     for (long i = 0; i < k; ++i) {
       if (interrupted && interrupted()) return i;
       draw_batch();
@@ -97,7 +97,7 @@ class Trainer {
 
   // One step on a given batch X (B x d, row-major) and label noise xi (B): for tests.
   void step_with_batch(const T* X, const T* xi) {
-    blas::ScopedBlasThreads bt(1);
+    blas::ensure_single_threaded();
     std::copy(X, X + X_.size(), X_.begin());
     xi_.assign(xi, xi + cfg_.batch);
     have_batch_ = true;
@@ -128,7 +128,7 @@ class Trainer {
     return m;
   }
 
-  // Exact population loss of the finite network from Q = W W^T (one SYRK, in double) and
+  // Exact population loss of the finite network from Q = W W^T (in double, blocked GEMMs) and
   // Mehler's formula E[sigma(u_i) sigma(u_j)] = sum_k s_k^2 rho_ij^k (rows have unit norm, so
   // the diagonal is E[sigma^2] = second_moment). s, c: Hermite coefficients of activation and
   // target; target_tail: E[g^2] - sum c_k^2.
@@ -137,8 +137,18 @@ class Trainer {
     const int d = cfg_.d, n = cfg_.n;
     std::vector<double> Wd(W_.begin(), W_.begin() + std::size_t(n) * d), Q(std::size_t(n) * n, 0.0);
     {
-      blas::ScopedBlasThreads bt(cfg_.threads);
-      scipy_cblas_dsyrk(blas::RowMajor, blas::Upper, blas::NoTrans, n, d, 1.0, Wd.data(), d, 0.0, Q.data(), n);
+      // the upper triangle by fixed row blocks, Q[i0:i1, i0:] = W[i0:i1] W[i0:]^T, one
+      // single-threaded GEMM per block: the same calls (and roundings) for any thread count
+      blas::ensure_single_threaded();
+      const int qb = fixed_blocks(n, 64, 32);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cfg_.threads)
+      for (int k = 0; k < qb; ++k) {
+        int i0, i1;
+        block_of(n, qb, k, i0, i1);
+        if (i1 > i0)
+          blas::gemm(blas::NoTrans, blas::Trans, i1 - i0, n - i0, d, 1.0, Wd.data() + std::size_t(i0) * d, d,
+                     Wd.data() + std::size_t(i0) * d, d, 0.0, Q.data() + std::size_t(i0) * n + i0, n);
+      }
     }
     std::vector<double> s2(s.size());
     for (std::size_t k = 0; k < s.size(); ++k) s2[k] = s[k] * s[k];

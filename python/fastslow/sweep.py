@@ -524,6 +524,45 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _cell_groups(spec: SweepSpec, cells: Sequence[int]) -> tuple[list[tuple[dict[str, Any], np.ndarray]],
+                                                                   dict[str, np.ndarray]]:
+    """Cells grouped by everything but the initial condition (one config and model per group),
+    and the initial-condition axes' values per cell (vectorised: no per-cell Python work)."""
+    cells_a = np.asarray(cells, dtype=np.int64)
+    idx = np.unravel_index(cells_a, spec.shape) if spec.axes else ()
+    init_only = [k for k, a in enumerate(spec.axes) if all(f in ("init.a0", "init.m0") for f in a.fields)]
+    other = [k for k in range(len(spec.axes)) if k not in init_only]
+    if other:
+        keys = np.stack([idx[k] for k in other], axis=1)
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+    else:
+        uniq, inv = np.zeros((1, 0), dtype=np.int64), np.zeros(cells_a.size, dtype=np.int64)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    groups = []
+    for g, key in enumerate(uniq):
+        overrides: dict[str, Any] = {}
+        for k, i in zip(other, key):
+            ax = spec.axes[k]
+            for p, v in zip(ax.fields, ax.values):
+                overrides[p] = v[i].item()
+        groups.append((overrides, order[bounds[g]:bounds[g + 1]]))
+    init: dict[str, np.ndarray] = {}
+    for k in init_only:
+        ax = spec.axes[k]
+        for p, v in zip(ax.fields, ax.values):
+            init[p] = np.asarray(v, dtype=float)[idx[k]]
+    return groups, init
+
+
+def _by_model(models: Sequence[Any], js: Sequence[int]) -> list[tuple[Any, np.ndarray]]:
+    ids: dict[int, list[int]] = {}
+    for j in js:
+        ids.setdefault(id(models[j]), []).append(j)
+    return [(models[v[0]], np.array(v)) for v in ids.values()]
+
+
 def _run_ode_task(spec: SweepSpec, cells: Sequence[int], threads: int) -> dict[str, np.ndarray]:
     from .analysis import _classify_arrays, asymptotic_law
     from .ode import log_times, solve_ode_batch
@@ -531,15 +570,26 @@ def _run_ode_task(spec: SweepSpec, cells: Sequence[int], threads: int) -> dict[s
     nc = len(cells)
     cache = _ModelCache()
     err = np.full(nc, "", dtype=object)
-    cfgs: list[Config | None] = [None] * nc
+    groups, init = _cell_groups(spec, cells)
+    a0_all = np.full(nc, np.nan)
+    m0_all = np.full(nc, np.nan)
     models: list[Any] = [None] * nc
-    for j, i in enumerate(cells):
+    settings: dict[tuple[Any, ...], list[np.ndarray]] = {}
+    for overrides, members in groups:
         try:
-            cfg, special = _cell_config(spec.base, spec.cell_overrides(i))
-            models[j] = cache.get(cfg, special)
-            cfgs[j] = cfg
+            cfg, special = _cell_config(spec.base, overrides)
+            model = cache.get(cfg, special)
         except (ValueError, ArithmeticError) as exc:
-            err[j] = _error_text(exc)
+            err[members] = _error_text(exc)
+            continue
+        a0_all[members], m0_all[members] = cfg.init.a0, cfg.init.m0
+        for j in members:
+            models[j] = model
+        settings.setdefault((cfg.ode.rtol, cfg.ode.atol, cfg.analysis.classify_t_max), []).append(members)
+    if "init.a0" in init:
+        a0_all = np.where(np.isnan(a0_all), np.nan, init["init.a0"])
+    if "init.m0" in init:
+        m0_all = np.where(np.isnan(m0_all), np.nan, init["init.m0"])
     out: dict[str, np.ndarray] = {"cells": np.asarray(cells, dtype=np.int64)}
     t = log_times(spec.base.ode.t_max, spec.base.ode.points)
     do_ode, do_an = "ode" in spec.compute, "analysis" in spec.compute
@@ -555,20 +605,13 @@ def _run_ode_task(spec: SweepSpec, cells: Sequence[int], threads: int) -> dict[s
         out["exponent"] = np.full(nc, np.nan)
         out["law"] = np.full(nc, "", dtype=object)
         out["law_exponent"] = np.full(nc, np.nan)
-
-    # group the good cells by solver settings: one batch call per group
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for j, cfg in enumerate(cfgs):
-        if cfg is not None:
-            groups.setdefault((cfg.ode.rtol, cfg.ode.atol, cfg.analysis.classify_t_max), []).append(j)
+    groups_by_setting = {key: np.sort(np.concatenate(parts)).tolist() for key, parts in settings.items()}
 
     def batch(js: list[int], t_eval: np.ndarray, rtol: float, atol: float) -> Any:
-        ms = [models[j] for j in js]
-        a0 = np.array([cfgs[j].init.a0 for j in js])  # type: ignore[union-attr]
-        m0 = np.array([cfgs[j].init.m0 for j in js])  # type: ignore[union-attr]
-        return solve_ode_batch(ms, a0, m0, t_eval, rtol=rtol, atol=atol, threads=threads)
+        return solve_ode_batch([models[j] for j in js], a0_all[js], m0_all[js], t_eval, rtol=rtol, atol=atol,
+                               threads=threads)
 
-    for (rtol, atol, t_cls), js in groups.items():
+    for (rtol, atol, t_cls), js in groups_by_setting.items():
         try:
             if do_ode:
                 bt = batch(js, t, rtol, atol)
@@ -576,31 +619,27 @@ def _run_ode_task(spec: SweepSpec, cells: Sequence[int], threads: int) -> dict[s
                 out["ode_m"][idx], out["ode_a"][idx], out["ode_loss"][idx] = bt.m, bt.a, bt.loss
                 out["m_peak"][idx], out["t_peak"][idx], out["t_half"][idx] = bt.m_peak, bt.t_peak, bt.t_half
                 out["m_final"][idx], out["a_final"][idx] = bt.m[:, -1], bt.a[:, -1]
-                out["ode_status"][idx] = bt.status
-                for j, s, msg in zip(js, bt.status, bt.message):
-                    out["ode_message"][j] = msg if s != 0 else ""
+                status = np.asarray(bt.status)
+                out["ode_status"][idx] = status
+                out["ode_message"][idx] = np.where(status != 0, np.array(bt.message, dtype=object), "")
             if do_an:
                 tc = np.array([0.0, t_cls / 10.0, t_cls])
                 bc = batch(js, tc, rtol, 1e-10)
                 oc, ex = _classify_arrays(bc.m, bc.a, tc, np.asarray(bc.status), 1e-6, 1e-3, 0.02)
-                for j, o, e in zip(js, oc, ex):
-                    out["outcome"][j], out["exponent"][j] = str(o), float(e)
-                laws: dict[int, Any] = {}
-                for j in js:
-                    key = id(models[j])
-                    if key not in laws:
-                        try:
-                            laws[key] = asymptotic_law(models[j], limits=False)
-                        except (ValueError, ArithmeticError) as exc:
-                            laws[key] = exc
-                    law = laws[key]
-                    if isinstance(law, Exception):
-                        err[j] = _error_text(law)
-                    else:
-                        out["law"][j], out["law_exponent"][j] = law.verdict, law.exponent
+                idx = np.array(js)
+                out["outcome"][idx] = np.asarray(oc).astype(str).astype(object)
+                out["exponent"][idx] = ex
+                # the law, once per distinct model
+                for mdl, members in _by_model(models, js):
+                    try:
+                        law = asymptotic_law(mdl, limits=False)
+                    except (ValueError, ArithmeticError) as exc:
+                        err[members] = _error_text(exc)
+                        continue
+                    out["law"][members] = law.verdict
+                    out["law_exponent"][members] = law.exponent
         except (ValueError, ArithmeticError, RuntimeError) as exc:
-            for j in js:
-                err[j] = _error_text(exc)
+            err[np.array(js)] = _error_text(exc)
     out["error"] = err
     return {k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()}
 
@@ -675,7 +714,22 @@ def run_task(spec_dict: dict[str, Any], task_id: str, kind: str, cells: Sequence
     return _run_sgd_task(spec, cells[0], nthreads)
 
 
+_SPEC_CACHE: dict[str, SweepSpec] = {}
+
+
 def _spec_from_dict(d: Mapping[str, Any]) -> SweepSpec:
+    key = d.get("fingerprint")
+    if key is not None and key in _SPEC_CACHE:
+        return _SPEC_CACHE[key]
+    spec = _build_spec(d)
+    if key is not None:
+        if len(_SPEC_CACHE) > 8:
+            _SPEC_CACHE.clear()
+        _SPEC_CACHE[key] = spec
+    return spec
+
+
+def _build_spec(d: Mapping[str, Any]) -> SweepSpec:
     axes = tuple(Axis(a["name"], tuple(a["fields"]), tuple(np.array(v) for v in a["values"])) for a in d["axes"])
     return SweepSpec(base=parse_config(d["base"]), axes=axes, compute=tuple(d["compute"]), chunk=int(d["chunk"]))
 
@@ -926,7 +980,7 @@ def _client_from(client: Any, workers: int | None) -> tuple[Any, Any]:
         if client == "local":
             n = workers or _usable_cores()
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
+                                               dashboard_address=":0")
             return distributed.Client(cluster), cluster
         return distributed.Client(client), None
     if isinstance(client, distributed.Client):
@@ -1020,7 +1074,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
             state["last_flush"], state["dirty"] = time.monotonic(), False
 
     executor = "in-process"
-    spec_dict = spec.to_dict()
+    spec_dict = dict(spec.to_dict(), fingerprint=spec.fingerprint)
     interrupted = False
     guard = _SigintGuard()
     try:

@@ -1,0 +1,217 @@
+#!/usr/bin/env python
+"""Benchmark of sweeps (issue 7): what scheduling and I/O cost next to the work, and which local
+executor serves best.
+
+Two workloads, run side by side in one process:
+
+1. **A 100 x 100 ODE phase diagram.** The demo's model (tanh student, target ``h1 + c3 h3``,
+   ``lr_a = 0.01``) over ``c3`` in [-0.5, 0.5] and ``a0`` log-spaced in [0.25, 4], each trajectory to
+   ``t = 1e7`` saved at 21 points (``compute = ["ode"]``). Against **one direct**
+   :func:`fastslow.solve_ode_batch` call on the same 10,000 cells (every core): the sweep in this
+   process with no store (task planning, models, assembly), with its store (shards, fsync, the
+   netCDF file), and on a local Dask cluster of 1 and 2 worker processes (client started before
+   timing; its start-up reported apart), plus a thread pool of 2 threads running the same tasks
+   with one OpenMP thread each (not an executor of the library: the measurement that decides
+   whether threads would serve better than processes). Overhead = sweep time / direct time - 1.
+2. **An SGD seed ensemble.** 8 SGD cells (n = d = 128, B = 1024, 100 steps): one task at a time with
+   every core, against 2 Dask worker processes and 2 threads with one core each.
+
+Every sweep's results are checked against the direct call (bit for bit) before they count; a
+disagreement makes the script exit with status 1.
+
+Usage
+-----
+::
+
+    python bench/bench_sweep.py [--quick] [--json FILE]
+
+``--quick``: one repeat of each (about a minute); the full run three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import gc
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import fastslow as fs
+from fastslow.ode import default_threads
+from fastslow.sweep import SweepSpec, _plan, run_task
+
+from _common import Checker, Timing, base_machine_info, finish, fmt_ratio, fmt_time, print_header, render_table, section
+
+HERE = Path(__file__).resolve().parent
+BASE = {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.3}, "lr_a": 0.01},
+        "ode": {"t_max": 1e7, "points": 20}}
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Timing, Any]:
+    samples, out = [], None
+    for _ in range(repeats):
+        gc.collect()
+        t = time.perf_counter()
+        out = fn()
+        samples.append(time.perf_counter() - t)
+    return Timing.from_samples(samples), out
+
+
+def thread_pool(spec: SweepSpec, workers: int) -> dict[str, np.ndarray]:
+    """The sweep's tasks on a pool of threads in this process, each with cores // workers threads."""
+    d = spec.to_dict()
+    per = max(1, default_threads() // workers)
+    with cf.ThreadPoolExecutor(workers) as ex:
+        futs = [ex.submit(run_task, d, t.id, t.kind, t.cells, per) for t in _plan(spec)]
+        parts = [f.result() for f in futs]
+    out: dict[str, Any] = {}
+    for p in parts:
+        for k, v in p.items():
+            out.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Checker) -> dict[str, Any]:
+    c3 = np.linspace(-0.5, 0.5, n)
+    a0 = np.geomspace(0.25, 4.0, n)
+    spec = SweepSpec.create(BASE, {"c3": c3, "a0": a0}, compute=["ode"])
+    base = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
+    models = [base.replace(target={"hermite": [0.0, 1.0, 0.0, float(c)]}) for c in c3]
+    t_eval = fs.log_times(1e7, 20)
+    rows: dict[str, Any] = {}
+
+    t_direct, direct = timed(lambda: fs.solve_ode_batch(models, a0[:, None], 0.0, t_eval), repeats)
+    ref_m = direct.m.reshape(n, n, -1).transpose(1, 0, 2)  # (a0, c3) -> the sweep's (c3, a0)
+    rows["direct solve_ode_batch"] = {"time": t_direct, "tasks": 1}
+    print(f"  direct: {n * n} trajectories in {fmt_time(t_direct.median)} ({default_threads()} threads)", flush=True)
+
+    def check(label: str, m: np.ndarray) -> None:
+        err = float(np.max(np.abs(m - ref_m))) if m.shape == ref_m.shape else float("inf")
+        checker.check(f"phase diagram, {label}: ode_m against the direct call", err, 0.0)
+
+    def run_store(**kw: Any) -> Any:
+        d = tempfile.mkdtemp(prefix="fastslow-bench-sweep-")
+        try:
+            return fs.sweep(spec, store=d, progress=False, **kw)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    variants: list[tuple[str, Callable[[], Any]]] = [
+        ("sweep, this process, no store", lambda: fs.sweep(spec, progress=False)),
+        ("sweep, this process, store", run_store),
+    ]
+    if client1 is not None:
+        variants += [("sweep, Dask 1 worker process, store", lambda: run_store(client=client1)),
+                     ("sweep, Dask 2 worker processes, store", lambda: run_store(client=client2))]
+    for label, fn in variants:
+        tm, ds = timed(fn, repeats)
+        check(label, ds["ode_m"].values)
+        rows[label] = {"time": tm, "tasks": len(_plan(spec)), "overhead": tm.median / t_direct.median - 1.0}
+        print(f"  {label}: {fmt_time(tm.median)}, overhead {100 * rows[label]['overhead']:+.1f} %", flush=True)
+    tm, parts = timed(lambda: thread_pool(spec, 2), repeats)
+    order = np.argsort(parts["cells"])
+    check("2 threads x 1 core", parts["ode_m"][order].reshape(n, n, -1))
+    rows["2 threads x 1 core each (no store)"] = {"time": tm, "tasks": len(_plan(spec)),
+                                                  "overhead": tm.median / t_direct.median - 1.0}
+    print(f"  2 threads x 1 core: {fmt_time(tm.median)}", flush=True)
+    return {"cells": n * n, "chunk": spec.chunk, "tasks": len(_plan(spec)), "runs": rows}
+
+
+def sgd_workload(repeats: int, client2: Any, checker: Checker) -> dict[str, Any]:
+    base = {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.2}, "lr_w": 1.0, "lr_a": 1.0},
+            "init": {"a0": 0.5}, "sgd": {"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "record": 11}}
+    spec = SweepSpec.create(base, {"seed": list(range(8))}, compute=["sgd"])
+    rows: dict[str, Any] = {}
+    tm, ref = timed(lambda: fs.sweep(spec, progress=False), repeats)
+    rows["this process, 1 task at a time, every core"] = {"time": tm}
+    print(f"  in process: {fmt_time(tm.median)}", flush=True)
+    ref_m = ref["sgd_m_mean"].values
+    if client2 is not None:
+        tm, ds = timed(lambda: fs.sweep(spec, client=client2, progress=False), repeats)
+        checker.check("SGD ensemble, Dask: sgd_m_mean against in-process", float(np.max(np.abs(ds["sgd_m_mean"].values - ref_m))), 0.0)
+        rows["Dask, 2 worker processes x 1 core"] = {"time": tm}
+        print(f"  Dask 2 workers: {fmt_time(tm.median)}", flush=True)
+    tm, parts = timed(lambda: thread_pool(spec, 2), repeats)
+    order = np.argsort(parts["cells"])
+    checker.check("SGD ensemble, 2 threads: sgd_m_mean against in-process",
+                  float(np.max(np.abs(parts["sgd_m_mean"][order] - ref_m))), 0.0)
+    rows["2 threads x 1 core each"] = {"time": tm}
+    print(f"  2 threads: {fmt_time(tm.median)}", flush=True)
+    return {"cells": spec.n_cells, "runs": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one repeat of each")
+    ap.add_argument("--json", type=Path, default=HERE / "results" / "sweep.json")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    checker = Checker()
+    info = base_machine_info()
+    try:
+        import distributed as _d
+        import xarray as _x
+
+        versions = f"xarray {_x.__version__}, dask.distributed {_d.__version__}"
+    except ImportError:
+        versions = "dask.distributed not installed"
+    info["versions"] = versions
+    print_header("fastslow sweeps: scheduling and I/O against one direct call", info, args.quick, versions)
+    repeats = 1 if args.quick else 3
+    client1 = client2 = None
+    clusters = []
+    startup = float("nan")
+    try:
+        import distributed
+
+        t = time.perf_counter()
+        c2 = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=40)
+        client2 = distributed.Client(c2)
+        client2.run(lambda: __import__("fastslow"))  # workers import the package before timing
+        startup = time.perf_counter() - t
+        c1 = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=40)
+        client1 = distributed.Client(c1)
+        client1.run(lambda: __import__("fastslow"))
+        clusters = [(client1, c1), (client2, c2)]
+    except ImportError:
+        checker.note("distributed is not installed: the Dask rows are skipped (pip install 'fastslow[sweep]')")
+    try:
+        section("1. A 100 x 100 ODE phase diagram (to t = 1e7, 21 save points)")
+        phase = phase_workload(40 if args.quick else 100, repeats, client1, client2, checker)
+        section("2. An SGD seed ensemble (8 cells, n = d = 128, B = 1024, 100 steps)")
+        sgd = sgd_workload(repeats, client2, checker)
+    finally:
+        for cl, c in clusters:
+            cl.close()
+            c.close()
+    rows = []
+    direct = phase["runs"]["direct solve_ode_batch"]["time"].median
+    for label, r in phase["runs"].items():
+        over = r.get("overhead")
+        rows.append([f"phase diagram: {label}", fmt_time(r["time"].median), fmt_time(r["time"].iqr),
+                     "-" if over is None else f"{100 * over:+.1f} %",
+                     f"{phase['cells'] / r['time'].median:,.0f}"])
+    section(f"Summary ({phase['cells']} cells in {phase['tasks']} tasks of {phase['chunk']}; direct call "
+            f"{fmt_time(direct)}; Dask cluster start-up {startup:.2f} s, not counted)")
+    print(render_table(["workload", "median", "spread", "overhead vs direct", "cells / s"], rows))
+    srows = [[f"SGD ensemble: {k}", fmt_time(v["time"].median), fmt_time(v["time"].iqr)] for k, v in sgd["runs"].items()]
+    print()
+    print(render_table(["workload", "median", "spread"], srows))
+    best = min(sgd["runs"].items(), key=lambda kv: kv[1]["time"].median)
+    print(f"fastest for SGD cells: {best[0]}; speed-up over one task at a time: "
+          f"{fmt_ratio(sgd['runs']['this process, 1 task at a time, every core']['time'].median / best[1]['time'].median)}")
+    results = {"machine": info, "quick": args.quick, "phase": phase, "sgd": sgd, "dask_startup_seconds": startup}
+    return finish(checker, time.perf_counter() - start, results, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
