@@ -13,6 +13,9 @@ Runs, in this order, in this process:
    tolerances): run on a subset of the grid, compile time apart, scaled to 10,000 (marked ESTIMATE),
    its answers checked against ours on that subset.
 4. Scaling of the SGD step with ``B d n`` (it should follow the GEMM flops).
+5. ``bench_sweep``: a 100 x 100 ODE phase diagram as a sweep (in this process, with its store, on a
+   local Dask cluster of 1 and 2 workers) against one direct ``solve_ode_batch`` call, and an SGD
+   seed ensemble on each local executor (needs ``fastslow[sweep]``; skipped otherwise).
 
 Every implementation is checked against fastslow (or a tight reference) before it is timed; the
 exit status is 1 when any disagrees. Peers that are not installed are reported as such.
@@ -34,6 +37,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_ode  # noqa: E402
 import bench_sgd  # noqa: E402
+import bench_sweep  # noqa: E402
 import _diffrax_peer  # noqa: E402
 from _common import (  # noqa: E402
     Checker,
@@ -220,10 +224,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['fastslow_default_threads']} (OpenMP, single-threaded OpenBLAS inside), NumPy/PyTorch 2")
     results = {"machine": info, "quick": args.quick, "sgd": sgd, "ode": ode, "diffrax": dfx, "sgd_scaling": scal,
                "summary": rows, "component_exit_codes": rc}
+    section("5. Sweeps (bench_sweep)")
+    try:
+        import xarray  # noqa: F401
+
+        rc |= bench_sweep.main([*quick, "--json", str(out_dir / "all_sweep.json")])
+        results["sweep"] = json.loads((out_dir / "all_sweep.json").read_text())
+    except ImportError:
+        print("  skipped: xarray is not installed (pip install 'fastslow[sweep]')")
+    results["component_exit_codes"] = rc
     figure(results, out_dir / "all.png")
     print(f"figure saved to {out_dir / 'all.png'}")
     if rc:
-        checker.check("bench_sgd / bench_ode agreement checks", float("inf"), 0.0)
+        checker.check("bench_sgd / bench_ode / bench_sweep agreement checks", float("inf"), 0.0)
     return finish(checker, time.perf_counter() - start, results, args.json)
 
 

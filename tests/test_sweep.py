@@ -236,19 +236,31 @@ def test_in_memory_sweep_and_bad_arguments():
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=40) as c, distributed.Client(c) as client:
         yield c, client
 
 
 @pytest.mark.slow
 def test_local_cluster_gives_exactly_the_serial_dataset(tmp_path, cluster):
-    _, client = cluster
+    c, client = cluster
     for spec in (small_phase(chunk=3), sgd_spec()):
         serial = sweep(spec, store=tmp_path / f"serial-{spec.fingerprint[:6]}", progress=False)
         dask = sweep(spec, client=client, store=tmp_path / f"dask-{spec.fingerprint[:6]}", progress=False)
         assert json.loads(dask.attrs["run"])["executor"].startswith("dask")
         assert_same(serial, dask)
+    # the same through the scheduler's address, from Python and from the command
+    spec = small_phase(chunk=7)
+    serial = sweep(spec, progress=False)
+    assert_same(serial, sweep(spec, client=c.scheduler_address, progress=False))
+    toml = tmp_path / "spec.toml"
+    toml.write_text(SPEC_TOML.replace("num = 40", "num = 4").replace("t_max = 1e9", "t_max = 1e5"))
+    p = _cli("sweep", toml, "--out", tmp_path / "cli", "--scheduler", c.scheduler_address)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "16 of 16 cells done" in out and "Dask cluster at tcp://" in out, (out, err)
+    assert_same(open_sweep(tmp_path / "cli"), sweep(load_sweep_spec(toml), progress=False))
+    with pytest.raises(SweepError, match="scheduler address looks like"):
+        sweep(spec, client="localhost:1", progress=False)
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ clean_path="$work/venv/bin:$work/bin"
 for cc in cc c++ gcc g++ clang clang++ ld; do
   if PATH="$clean_path" command -v "$cc" >/dev/null 2>&1; then echo "a compiler is still on PATH: $cc"; exit 1; fi
 done
-PATH="$clean_path" "$work/venv/bin/python" -m pip install -q --only-binary=:all: "$wheel" pytest hypothesis
+PATH="$clean_path" "$work/venv/bin/python" -m pip install -q --only-binary=:all: "$wheel[test,sweep]"
 
 echo "== the test suite against the installed package"
 mkdir -p "$work/run"

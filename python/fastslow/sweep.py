@@ -970,8 +970,8 @@ def _annotate(ds: Any) -> None:
 # ------------------------------------------------------------------------------------------- drivers
 
 
-def _client_from(client: Any, workers: int | None) -> tuple[Any, Any]:
-    """(client, cluster we own or None)."""
+def _client_from(client: Any, workers: int | None) -> tuple[Any, Any, bool]:
+    """(client, the cluster we started or None, whether we opened the client)."""
     try:
         import distributed
     except ImportError:
@@ -981,10 +981,15 @@ def _client_from(client: Any, workers: int | None) -> tuple[Any, Any]:
             n = workers or _usable_cores()
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                                dashboard_address=":0")
-            return distributed.Client(cluster), cluster
-        return distributed.Client(client), None
+            return distributed.Client(cluster), cluster, True
+        if not client.startswith(("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")):
+            raise SweepError(f"client: a scheduler address looks like tcp://host:port, got {client!r}")
+        try:
+            return distributed.Client(client, timeout=30), None, True
+        except OSError as exc:
+            raise SweepError(f"client: cannot reach the Dask scheduler at {client} ({exc})") from None
     if isinstance(client, distributed.Client):
-        return client, None
+        return client, None, False
     raise SweepError(f"client: expected None, a distributed.Client, 'local' or a scheduler address, got {client!r}")
 
 
@@ -1086,13 +1091,14 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
             for task in tasks:
                 finish(task, run_task(spec_dict, task.id, task.kind, task.cells, threads))
         else:
-            cl, owned = _client_from("local" if client is None else client, workers)
+            cl, owned, opened = _client_from("local" if client is None else client, workers)
             executor = "dask-local" if owned is not None else f"dask {cl.scheduler.address}"
             try:
                 _run_dask(cl, spec, spec_dict, tasks, finish)
             finally:
-                if owned is not None:
+                if opened:
                     cl.close()
+                if owned is not None:
                     owned.close()
     except KeyboardInterrupt:
         interrupted = True
