@@ -25,7 +25,7 @@ Usage
 
     python bench/bench_sweep.py [--quick] [--json FILE]
 
-``--quick``: one repeat of each (about a minute); the full run three.
+``--quick``: one repeat of each, a 40 x 40 diagram (about 30 s); the full run five repeats (2 min).
 """
 
 from __future__ import annotations
@@ -64,6 +64,20 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Timing, Any]:
     return Timing.from_samples(samples), out
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[Timing, Any]]:
+    """Time several variants round-robin (this machine's speed drifts: side by side, not one after
+    the other), median over ``repeats`` rounds."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    outs: dict[str, Any] = {}
+    for _ in range(repeats):
+        for label, fn in fns.items():
+            gc.collect()
+            t = time.perf_counter()
+            outs[label] = fn()
+            samples[label].append(time.perf_counter() - t)
+    return {k: (Timing.from_samples(v), outs[k]) for k, v in samples.items()}
+
+
 def thread_pool(spec: SweepSpec, workers: int) -> dict[str, np.ndarray]:
     """The sweep's tasks on a pool of threads in this process, each with cores // workers threads."""
     d = spec.to_dict()
@@ -78,7 +92,9 @@ def thread_pool(spec: SweepSpec, workers: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Checker) -> dict[str, Any]:
+def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Checker,
+                   into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The local rows (clients None), or, with ``into`` (the local result), the Dask rows added to it."""
     c3 = np.linspace(-0.5, 0.5, n)
     a0 = np.geomspace(0.25, 4.0, n)
     spec = SweepSpec.create(BASE, {"c3": c3, "a0": a0}, compute=["ode"])
@@ -87,10 +103,12 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
     t_eval = fs.log_times(1e7, 20)
     rows: dict[str, Any] = {}
 
-    t_direct, direct = timed(lambda: fs.solve_ode_batch(models, a0[:, None], 0.0, t_eval), repeats)
-    ref_m = direct.m.reshape(n, n, -1).transpose(1, 0, 2)  # (a0, c3) -> the sweep's (c3, a0)
-    rows["direct solve_ode_batch"] = {"time": t_direct, "tasks": 1}
-    print(f"  direct: {n * n} trajectories in {fmt_time(t_direct.median)} ({default_threads()} threads)", flush=True)
+    direct_fn = lambda: fs.solve_ode_batch(models, a0[:, None], 0.0, t_eval)  # noqa: E731
+    if into is not None:
+        rows = into["runs"]
+        ref_m = direct_fn().m.reshape(n, n, -1).transpose(1, 0, 2)
+    else:
+        ref_m = direct_fn().m.reshape(n, n, -1).transpose(1, 0, 2)  # (a0, c3) -> the sweep's (c3, a0)
 
     def check(label: str, m: np.ndarray) -> None:
         err = float(np.max(np.abs(m - ref_m))) if m.shape == ref_m.shape else float("inf")
@@ -103,41 +121,55 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
-    variants: list[tuple[str, Callable[[], Any]]] = [
-        ("sweep, this process, no store", lambda: fs.sweep(spec, progress=False)),
-        ("sweep, this process, store", run_store),
-    ]
-    if client1 is not None:
-        variants += [("sweep, Dask 1 worker process, store", lambda: run_store(client=client1)),
-                     ("sweep, Dask 2 worker processes, store", lambda: run_store(client=client2))]
-    for label, fn in variants:
-        tm, ds = timed(fn, repeats)
-        check(label, ds["ode_m"].values)
+    def pool() -> np.ndarray:
+        parts = thread_pool(spec, 2)
+        return parts["ode_m"][np.argsort(parts["cells"])].reshape(n, n, -1)
+
+    if into is None:
+        variants: dict[str, Callable[[], Any]] = {
+            "direct solve_ode_batch": direct_fn,
+            "sweep, this process, no store": lambda: fs.sweep(spec, progress=False),
+            "sweep, this process, store": run_store,
+            "2 threads x 1 core each (no store)": pool}
+        run_store()  # warm-up: the first netCDF write in a process pays the library's start-up (~0.3 s)
+    else:
+        variants = {"direct solve_ode_batch (again, beside the clusters)": direct_fn,
+                    "sweep, Dask 1 worker process, store": lambda: run_store(client=client1),
+                    "sweep, Dask 2 worker processes, store": lambda: run_store(client=client2)}
+    timings = interleaved(variants, repeats)
+    first = next(iter(timings))
+    t_direct = timings[first][0]
+    for label, (tm, out) in timings.items():
+        if label.startswith("direct"):
+            rows[label] = {"time": tm, "tasks": 1}
+            print(f"  {label}: {n * n} trajectories in {fmt_time(tm.median)} ({default_threads()} threads)", flush=True)
+            continue
+        check(label, out if isinstance(out, np.ndarray) else out["ode_m"].values)
         rows[label] = {"time": tm, "tasks": len(_plan(spec)), "overhead": tm.median / t_direct.median - 1.0}
         print(f"  {label}: {fmt_time(tm.median)}, overhead {100 * rows[label]['overhead']:+.1f} %", flush=True)
-    tm, parts = timed(lambda: thread_pool(spec, 2), repeats)
-    order = np.argsort(parts["cells"])
-    check("2 threads x 1 core", parts["ode_m"][order].reshape(n, n, -1))
-    rows["2 threads x 1 core each (no store)"] = {"time": tm, "tasks": len(_plan(spec)),
-                                                  "overhead": tm.median / t_direct.median - 1.0}
-    print(f"  2 threads x 1 core: {fmt_time(tm.median)}", flush=True)
+    if into is not None:
+        return into
     return {"cells": n * n, "chunk": spec.chunk, "tasks": len(_plan(spec)), "runs": rows}
 
 
-def sgd_workload(repeats: int, client2: Any, checker: Checker) -> dict[str, Any]:
+def sgd_workload(repeats: int, client2: Any, checker: Checker, into: dict[str, Any] | None = None) -> dict[str, Any]:
     base = {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.2}, "lr_w": 1.0, "lr_a": 1.0},
             "init": {"a0": 0.5}, "sgd": {"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "record": 11}}
     spec = SweepSpec.create(base, {"seed": list(range(8))}, compute=["sgd"])
-    rows: dict[str, Any] = {}
-    tm, ref = timed(lambda: fs.sweep(spec, progress=False), repeats)
-    rows["this process, 1 task at a time, every core"] = {"time": tm}
-    print(f"  in process: {fmt_time(tm.median)}", flush=True)
+    rows: dict[str, Any] = {} if into is None else into["runs"]
+    if into is None:
+        tm, ref = timed(lambda: fs.sweep(spec, progress=False), repeats)
+        rows["this process, 1 task at a time, every core"] = {"time": tm}
+        print(f"  in process: {fmt_time(tm.median)}", flush=True)
+    else:
+        ref = fs.sweep(spec, progress=False)
     ref_m = ref["sgd_m_mean"].values
     if client2 is not None:
         tm, ds = timed(lambda: fs.sweep(spec, client=client2, progress=False), repeats)
         checker.check("SGD ensemble, Dask: sgd_m_mean against in-process", float(np.max(np.abs(ds["sgd_m_mean"].values - ref_m))), 0.0)
         rows["Dask, 2 worker processes x 1 core"] = {"time": tm}
         print(f"  Dask 2 workers: {fmt_time(tm.median)}", flush=True)
+        return into if into is not None else {"cells": spec.n_cells, "runs": rows}
     tm, parts = timed(lambda: thread_pool(spec, 2), repeats)
     order = np.argsort(parts["cells"])
     checker.check("SGD ensemble, 2 threads: sgd_m_mean against in-process",
@@ -164,7 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         versions = "dask.distributed not installed"
     info["versions"] = versions
     print_header("fastslow sweeps: scheduling and I/O against one direct call", info, args.quick, versions)
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
+    # the local rows first: a Dask client's event-loop thread and idle workers in the same process
+    # slow this process's own I/O (measured: 1.7-1.9 s against 1.2-1.4 s for the stored sweep)
+    n = 40 if args.quick else 100
+    section(f"1. A {n} x {n} ODE phase diagram (to t = 1e7, 21 save points)")
+    phase = phase_workload(n, repeats, None, None, checker)
+    section("2. An SGD seed ensemble (8 cells, n = d = 128, B = 1024, 100 steps)")
+    sgd = sgd_workload(repeats, None, checker)
     client1 = client2 = None
     clusters = []
     startup = float("nan")
@@ -185,16 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         checker.note("distributed is not installed: the Dask rows are skipped (pip install 'fastslow[sweep]')")
     try:
-        section("1. A 100 x 100 ODE phase diagram (to t = 1e7, 21 save points)")
-        phase = phase_workload(40 if args.quick else 100, repeats, client1, client2, checker)
-        section("2. An SGD seed ensemble (8 cells, n = d = 128, B = 1024, 100 steps)")
-        sgd = sgd_workload(repeats, client2, checker)
+        if client1 is not None:
+            section("3. The same on local Dask clusters (client started before timing)")
+            phase_workload(n, repeats, client1, client2, checker, into=phase)
+            sgd_workload(repeats, client2, checker, into=sgd)
     finally:
         for cl, c in clusters:
             cl.close()
             c.close()
     rows = []
     direct = phase["runs"]["direct solve_ode_batch"]["time"].median
+    print("\n(overheads against the direct call timed in the same round-robin: the Dask rows against the "
+          "direct call repeated beside the clusters)")
     for label, r in phase["runs"].items():
         over = r.get("overhead")
         rows.append([f"phase diagram: {label}", fmt_time(r["time"].median), fmt_time(r["time"].iqr),

@@ -3,7 +3,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <omp.h>
 
 #include "activation.hpp"
@@ -49,14 +52,30 @@ void check_same_length(const Array& m, const Array& a) {
     throw std::invalid_argument("m and a: must be 1-D arrays of equal length");
 }
 
-// A poll for Ctrl-C: reacquires the GIL at most every 50 ms and runs Python's signal handlers.
+// Cancellation for calls made from threads other than the main one, where Python runs no signal
+// handlers (so Ctrl-C cannot reach them): a thread binds a CancelToken (bind_cancel_token); calls
+// it then makes stop at the next poll once the token is cancelled, raising KeyboardInterrupt. The
+// token belongs to the thread that bound it: nothing is shared with calls made by other threads.
+using CancelFlag = std::shared_ptr<std::atomic<bool>>;
+thread_local CancelFlag tls_cancel;
+struct CancelToken {
+  CancelFlag flag = std::make_shared<std::atomic<bool>>(false);
+};
+
+// A poll for Ctrl-C: reacquires the GIL at most every 50 ms and runs Python's signal handlers;
+// also stops when the calling thread's cancel token (captured at construction) is cancelled.
 struct SignalPoll {
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  CancelFlag cancel = tls_cancel;
   bool operator()() {
     const auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::milliseconds(50)) return false;
     last = now;
     py::gil_scoped_acquire gil;
+    if (cancel && cancel->load()) {
+      PyErr_SetString(PyExc_KeyboardInterrupt, "cancelled (the thread's cancel token was set)");
+      return true;
+    }
     return PyErr_CheckSignals() != 0;
   }
 };
@@ -179,6 +198,20 @@ void register_trainer(py::module_& mod, const char* name) {
 
 PYBIND11_MODULE(_core, mod) {
   mod.doc() = "fastslow C++ core (private): Hermite series, the limit model, the stiff integrator.";
+  blas::ensure_single_threaded();
+
+  // ---- cancellation from other threads ----------------------------------------------------
+  py::class_<CancelToken>(mod, "CancelToken",
+                          "A flag that stops the long calls of the threads it is bound to (bind_cancel_token).")
+      .def(py::init<>())
+      .def("cancel", [](CancelToken& t) { t.flag->store(true); }, "Stop the bound threads' calls at their next poll.")
+      .def_property_readonly("cancelled", [](const CancelToken& t) { return t.flag->load(); });
+  mod.def(
+      "bind_cancel_token",
+      [](const CancelToken* t) { tls_cancel = t ? t->flag : CancelFlag{}; },
+      py::arg("token").none(true),
+      "Bind a CancelToken to the calling thread (None unbinds): its later long calls (SGD runs, ODE "
+      "solves) raise KeyboardInterrupt within 50 ms once the token is cancelled.");
 
   // ---- Hermite series -------------------------------------------------------------------
   mod.def(

@@ -169,12 +169,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise _InputError(str(exc)) from None
     if args.workers is not None and args.workers < 1:
         raise _InputError(f"--workers: expected an integer >= 1, got {args.workers}")
-    out = Path(args.out or f"results/sweep-{Path(args.spec).stem}")
+    stem = Path(args.spec).stem
+    out = Path(args.out or f"results/sweep-{stem.removeprefix('sweep_').removeprefix('sweep-')}")
     client: Any = args.scheduler
-    if client is None and args.workers and args.workers > 1:
-        client = "local"
     if not args.quiet:
-        where = {None: "this process", "local": f"a local Dask cluster of {args.workers} workers"}.get(
+        n = args.workers or 1
+        where = {None: "this process" + (f" ({n} threads)" if n > 1 else ""),
+                 "local": f"a local Dask cluster of {args.workers or 'one per core'} worker processes"}.get(
             client, f"the Dask cluster at {client}")
         print(f"fastslow sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
               f"computing {', '.join(spec.compute)}, on {where} -> {out}")
@@ -235,11 +236,12 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
     w = sub.add_parser("sweep", help="a sweep over config fields (TOML spec), locally or on a Dask cluster")
     w.add_argument("spec", help="the sweep's TOML spec (examples/sweep_phase.toml)")
-    w.add_argument("--out", help="the store directory (default: results/sweep-<spec name>); run again with the "
+    w.add_argument("--out", help="the store directory (default: results/sweep-NAME for a spec NAME.toml or sweep_NAME.toml); run again with the "
                    "same store to resume")
-    w.add_argument("--workers", type=int, help="concurrent tasks on this machine (default 1: each task uses every "
-                   "core; more starts a local Dask cluster of that many processes)")
-    w.add_argument("--scheduler", help="a Dask scheduler address, tcp://host:port")
+    w.add_argument("--workers", type=int, help="concurrent tasks (default 1: one at a time, each with every core; "
+                   "N: N threads here, cores/N each; with --scheduler local: N Dask worker processes)")
+    w.add_argument("--scheduler", help="a Dask scheduler address, tcp://host:port, or 'local' for a local Dask "
+                   "cluster")
     w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     w.set_defaults(func=_cmd_sweep)
     v = sub.add_parser("validate", help="check a config file or a sweep spec")
