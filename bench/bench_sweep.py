@@ -114,12 +114,11 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         err = float(np.max(np.abs(m - ref_m))) if m.shape == ref_m.shape else float("inf")
         checker.check(f"phase diagram, {label}: ode_m against the direct call", err, 0.0)
 
-    def run_store(**kw: Any) -> Any:
-        d = tempfile.mkdtemp(prefix="fastslow-bench-sweep-")
-        try:
-            return fs.sweep(spec, store=d, progress=False, **kw)
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+    stores: list[str] = []
+
+    def run_store(**kw: Any) -> Any:  # a new store each time (removed after the timings)
+        stores.append(tempfile.mkdtemp(prefix="fastslow-bench-sweep-"))
+        return fs.sweep(spec, store=stores[-1], progress=False, **kw)
 
     def pool() -> np.ndarray:
         parts = thread_pool(spec, 2)
@@ -136,7 +135,11 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         variants = {"direct solve_ode_batch (again, beside the clusters)": direct_fn,
                     "sweep, Dask 1 worker process, store": lambda: run_store(client=client1),
                     "sweep, Dask 2 worker processes, store": lambda: run_store(client=client2)}
-    timings = interleaved(variants, repeats)
+    try:
+        timings = interleaved(variants, repeats)
+    finally:
+        for d in stores:
+            shutil.rmtree(d, ignore_errors=True)
     first = next(iter(timings))
     t_direct = timings[first][0]
     for label, (tm, out) in timings.items():
