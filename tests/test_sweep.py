@@ -204,11 +204,14 @@ def test_damaged_shard_is_recomputed_with_a_warning(tmp_path):
     spec = small_phase(chunk=10)
     store = tmp_path / "s"
     full = sweep(spec, store=store, progress=False)
-    shard = sorted((store / "shards").glob("*.npz"))[0]
-    shard.write_bytes(shard.read_bytes()[:100])  # truncated
+    first, second = sorted((store / "shards").glob("*.npz"))[:2]
+    first.write_bytes(first.read_bytes()[:100])  # truncated
+    raw = bytearray(second.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 4096] = bytes(4096)  # zero-filled, as after a power cut
+    second.write_bytes(bytes(raw))
     with pytest.warns(RuntimeWarning, match="unreadable"):
         again = sweep(spec, store=store, progress=False)
-    assert json.loads(again.attrs["run"])["tasks_run"] == 1
+    assert json.loads(again.attrs["run"])["tasks_run"] == 2
     assert_same(full, again)
 
 
