@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -107,13 +108,41 @@ Array dense_to_array(const std::vector<ode::Segment>& segs) {
 }
 
 sgd::Function make_function(const py::dict& spec, const char* field) {
-  const std::string kind = py::str(spec["kind"]);
-  if (kind == "named") return sgd::Function::named(py::str(spec["name"]), py::float_(spec["offset"]));
+  const std::string f(field);
+  const auto get = [&](const char* key) -> py::object {
+    if (!spec.contains(key)) throw std::invalid_argument(f + ": the spec needs the key '" + key + "'");
+    return spec[key];
+  };
+  const py::object kind_obj = get("kind");
+  if (!py::isinstance<py::str>(kind_obj)) throw std::invalid_argument(f + ": kind must be 'named' or 'hermite'");
+  const std::string kind = kind_obj.cast<std::string>();
+  if (kind == "named") {
+    const py::object name = get("name"), offset = spec.contains("offset") ? spec["offset"] : py::float_(0.0);
+    if (!py::isinstance<py::str>(name)) throw std::invalid_argument(f + ": name must be a string");
+    double off;
+    try {
+      off = offset.cast<double>();
+    } catch (const py::cast_error&) {
+      throw std::invalid_argument(f + ": offset must be a real number");
+    }
+    if (!std::isfinite(off)) throw std::invalid_argument(f + ": offset must be finite");
+    return sgd::Function::named(name.cast<std::string>(), off);
+  }
   if (kind == "hermite") {
-    const Array coef = py::cast<Array>(spec["coefficients"]);
+    Array coef;
+    try {
+      coef = py::cast<Array>(get("coefficients"));
+    } catch (const py::error_already_set&) {
+      throw std::invalid_argument(f + ": coefficients must be an array of real numbers");
+    } catch (const py::cast_error&) {
+      throw std::invalid_argument(f + ": coefficients must be an array of real numbers");
+    }
+    if (coef.ndim() != 1 || coef.size() == 0) throw std::invalid_argument(f + ": coefficients must be a non-empty 1-D array");
+    for (py::ssize_t i = 0; i < coef.size(); ++i)
+      if (!std::isfinite(coef.data()[i])) throw std::invalid_argument(f + ": coefficients must be finite");
     return sgd::Function::hermite(std::vector<double>(coef.data(), coef.data() + coef.size()), field);
   }
-  throw std::invalid_argument(std::string(field) + ": kind must be 'named' or 'hermite'");
+  throw std::invalid_argument(f + ": kind must be 'named' or 'hermite'");
 }
 
 template <class T>

@@ -121,7 +121,10 @@ class PowerSeries {
       if (F2) *F2 = 0.0;
       return;
     }
-    const int b = std::min(kBins - 1, int(std::abs(m) * kBins));
+    // the bin of |m| (|m| > 1, inf or NaN: the last bin, the full series; converting those to int
+    // directly is undefined and gave a wild index, found by fuzzing the raw binding with m = NaN)
+    const double x = std::abs(m) * kBins;
+    const int b = x < double(kBins - 1) ? int(x) : kBins - 1;
     const std::size_t n = cut_[b];
     const double w2 = w * w, w4 = w2 * w2;
     const v4d* c = coef_.data();

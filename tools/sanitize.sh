@@ -16,13 +16,25 @@ echo "== build with -fsanitize=address,undefined"
 "$py" -m pip install -q ".[test,sweep]" -C cmake.define.FASTSLOW_SANITIZE=ON -C cmake.build-type=RelWithDebInfo \
   -C build-dir="$work/build"
 libasan=$(g++ -print-file-name=libasan.so)
+# libstdc++ preloaded too: the python binary does not link it, and ASan's __cxa_throw interceptor
+# must find the real one at start-up (else any C++ exception, ours or matplotlib's, aborts)
+libstdcxx=$(g++ -print-file-name=libstdc++.so)
 echo "== the test suite under ASan + UBSan ($libasan)"
 mkdir -p "$work/run"
 cp -r "$src/tests" "$src/examples" "$src/pyproject.toml" "$work/run/"
 cd "$work/run"
 # Python's own allocations are not freed at exit by design: leak checking off. UBSan: stop at the
 # first report. OpenBLAS and libgomp are not instrumented (their own code is not checked).
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1:check_initialization_order=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-LD_PRELOAD="$libasan" "$py" -m pytest -q -p no:cacheprovider -ra "$@"
-echo "== sanitizer run passed"
+# Reports go to files (pytest captures stderr, and an aborted process would lose it).
+mkdir -p "$work/reports"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:check_initialization_order=1:log_path=$work/reports/asan
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$work/reports/ubsan
+rc=0
+LD_PRELOAD="$libasan:$libstdcxx" "$py" -m pytest -q -p no:cacheprovider -ra "$@" || rc=$?
+if compgen -G "$work/reports/*" > /dev/null; then
+  echo "== sanitizer reports"
+  cat "$work"/reports/*
+  rc=1
+fi
+[ "$rc" -eq 0 ] && echo "== sanitizer run passed: no ASan or UBSan report" || echo "== sanitizer run FAILED (rc $rc)"
+exit "$rc"

@@ -859,10 +859,10 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
     t = np.atleast_1d(np.asarray(t_eval, dtype=float))
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) <= 0):
         raise ValueError("t_eval: must be a non-empty, strictly increasing array of finite times >= 0")
-    if not (math.isfinite(rtol) and 0 < rtol < 1):
-        raise ValueError(f"rtol: must be in (0, 1), got {rtol!r}")
-    if not (math.isfinite(atol) and atol > 0):
-        raise ValueError(f"atol: must be finite and > 0, got {atol!r}")
+    from ._validate import real
+
+    rtol = real(rtol, "rtol", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    atol = real(atol, "atol", lo=0.0, lo_open=True)
     st = manifold_structure(model)
     nb = len(st.branches)
     names = tuple(f"branch {b.index}" for b in st.branches) + ("pole m=-1", "pole m=+1")
@@ -877,6 +877,8 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
     events: list[SlowFlowEvent] = []
     m_start, bid = _fast_destination(model, m0, a0)
     a_cur, t_cur = a0, 0.0
+    at0 = t <= 0.0  # t = 0: where the fast fibre lands (also when t_eval holds nothing else)
+    a_out[at0], m_out[at0], b_out[at0] = a0, m_start, bid
     status, message = 0, "The slow flow reached the end of t_eval."
     lr_a = model.lr_a
 

@@ -279,6 +279,8 @@ class Model:
             raise ValueError(f"noise: must be a real number >= 0, got {noise!r}") from None
         if not (math.isfinite(self.noise) and self.noise >= 0):
             raise ValueError(f"noise: must be finite and >= 0 (a variance), got {noise!r}")
+        if not isinstance(centred, (bool, np.bool_)) and not (isinstance(centred, int) and centred in (0, 1)):
+            raise ValueError(f"centred: must be True or False, got {centred!r}")
         self.centred = bool(centred)
         self.activation_series = hermite_series(activation, field="activation", centred=self.centred,
                                                 max_order=max_order, tol=tol)

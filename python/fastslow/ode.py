@@ -33,10 +33,11 @@ _STATUS_TEXT = {0: "success", -1: "failed", -2: "interrupted"}
 
 def log_times(t_max: float, num: int = 200, t_min: float = 1e-2) -> np.ndarray:
     """Save points ``0`` plus ``num`` log-spaced times from ``t_min`` to ``t_max``."""
-    if not (math.isfinite(t_max) and t_max > 0):
-        raise ValueError(f"t_max: must be finite and > 0, got {t_max!r}")
-    if not (isinstance(num, (int, np.integer)) and num >= 1):
-        raise ValueError(f"num: must be an integer >= 1, got {num!r}")
+    from ._validate import integer, real
+
+    t_max = real(t_max, "t_max", lo=0.0, lo_open=True)
+    num = integer(num, "num", lo=1, hi=10_000_000)
+    t_min = real(t_min, "t_min", lo=0.0, lo_open=True)
     t_min = min(t_min, t_max)
     return np.concatenate([[0.0], np.geomspace(t_min, t_max, num)]) if t_min < t_max else np.array([0.0, t_max])
 
@@ -217,26 +218,16 @@ def _check_times(t_eval: Any, values: bool = True) -> np.ndarray:
 
 def _check_settings(rtol: float, atol: float, method: str, max_steps: int, first_step: float | None,
                     max_step: float, half_fraction: float) -> tuple[float, float, int, float, float, float]:
-    if method not in METHODS:
-        raise ValueError(f"method: unknown {method!r}; allowed: {', '.join(METHODS)}")
-    rtol = float(rtol)
-    if not (math.isfinite(rtol) and 1e-14 <= rtol < 1):
-        raise ValueError(f"rtol: must be in [1e-14, 1), got {rtol!r}")
-    atol = float(atol)
-    if not (math.isfinite(atol) and atol > 0):
-        raise ValueError(f"atol: must be finite and > 0, got {atol!r}")
-    if not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
-        raise ValueError(f"max_steps: must be an integer >= 1, got {max_steps!r}")
-    fs = 0.0 if first_step is None else float(first_step)
-    if not (math.isfinite(fs) and fs >= 0):
-        raise ValueError(f"first_step: must be finite and > 0 (or None for automatic), got {first_step!r}")
-    max_step = float(max_step)
-    if not max_step > 0:
-        raise ValueError(f"max_step: must be > 0, got {max_step!r}")
-    half_fraction = float(half_fraction)
-    if not (0 < half_fraction < 1):
-        raise ValueError(f"half_fraction: must be in (0, 1), got {half_fraction!r}")
-    return rtol, atol, int(max_steps), fs, max_step, half_fraction
+    from ._validate import choice, integer, real
+
+    choice(method, "method", METHODS)
+    rtol = real(rtol, "rtol", lo=1e-14, hi=1.0, hi_open=True)
+    atol = real(atol, "atol", lo=0.0, lo_open=True)
+    max_steps = integer(max_steps, "max_steps", lo=1)
+    fs = 0.0 if first_step is None else real(first_step, "first_step", lo=0.0)
+    max_step = real(max_step, "max_step", lo=0.0, lo_open=True, finite=False)
+    half_fraction = real(half_fraction, "half_fraction", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    return rtol, atol, max_steps, fs, max_step, half_fraction
 
 
 def _check_initial(m0: np.ndarray, a0: np.ndarray) -> None:

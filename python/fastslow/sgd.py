@@ -94,9 +94,14 @@ class Comparison:
 def record_steps(steps: int, record: Any = 50, spacing: str = "log") -> np.ndarray:
     """Step indices at which to record: ``record`` points (log- or linearly spaced, always
     including 0 and ``steps``), or an explicit increasing array of steps."""
+    from ._validate import integer
+
+    steps = integer(steps, "steps", lo=0, hi=10**12)
     if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
         if record < 2:
             raise ValueError(f"record: need at least 2 record points, got {record}")
+        if record > 1_000_000:
+            raise ValueError(f"record: at most 1,000,000 record points, got {record}")
         if spacing == "log":
             pts = np.geomspace(1, steps, record - 1) if steps >= 1 else np.array([])
         elif spacing == "linear":
