@@ -29,6 +29,7 @@ def interrupt_subprocess():
         assert p.stdout.readline().strip() == "ready"
         time.sleep(delay)
         sent = time.monotonic()
+        run.sent = sent  # type: ignore[attr-defined]  # CLOCK_MONOTONIC: comparable with the child's
         p.send_signal(signal.SIGINT)
         out, _ = p.communicate(timeout=30)
         return p.returncode, out, time.monotonic() - sent

@@ -9,6 +9,10 @@
 #pragma once
 #include <omp.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -52,6 +56,7 @@ class Trainer {
     positive_int(cfg.n, "n");
     positive_int(cfg.batch, "batch");
     positive_int(cfg.threads, "threads");
+    check_memory(cfg);
     auto positive = [](double v, const char* f) {
       if (!(std::isfinite(v) && v > 0.0)) throw std::invalid_argument(std::string(f) + ": must be finite and > 0, got " + std::to_string(v));
     };
@@ -263,6 +268,25 @@ class Trainer {
       const T rB = T(r * inv_B);
       for (int i = 0; i < n; ++i) q[i] = rB * a_[i] * q[i];
     }
+  }
+
+  // Refuse sizes whose buffers would not fit in the available memory (MemAvailable), before
+  // allocating anything: a clear error instead of std::bad_alloc or the OOM killer.
+  static void check_memory(const Config& c) {
+    const double item = sizeof(T), d = c.d, n = c.n, B = c.batch;
+    const double need = item * (B * d + B * (n + 1) + B * n + n * d + (n + 1) * d + 4 * n + 2 * B) +
+                        8.0 * (n * n + n * d + B);  // + population loss: Q and W in double
+    double avail = -1.0;
+    if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+      char line[256];
+      while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, "MemAvailable:", 13) == 0) avail = 1024.0 * std::strtod(line + 13, nullptr);
+      std::fclose(f);
+    }
+    if (avail > 0 && need > 0.8 * avail)
+      throw std::invalid_argument("d, n, batch: the simulator needs about " + std::to_string(need / 1073741824.0) +
+                                  " GiB, more than 80 % of the " + std::to_string(avail / 1073741824.0) +
+                                  " GiB available; reduce d, n or batch");
   }
 
   // Blocks of at least `grain` items, at most `max_blocks` of them: a function of the size only.

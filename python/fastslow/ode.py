@@ -324,6 +324,24 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def batch_memory_estimate(n: int, n_times: int) -> int:
+    """Bytes :func:`solve_ode_batch` allocates for ``n`` trajectories saved at ``n_times`` times: the
+    initial conditions and model list, m, a and the loss per save time (the C++ result and its NumPy
+    copy), and the per-trajectory statistics and messages."""
+    return int(n) * (2 * 8 + 8 + 2 * 3 * 8 * int(n_times) + 12 * 8 + 64)
+
+
+def _check_batch_memory(n: int, n_times: int) -> None:
+    from .sgd import _available_memory
+
+    need = batch_memory_estimate(n, n_times)
+    avail = _available_memory()
+    if avail is not None and need > 0.8 * avail:
+        raise ValueError(f"a0, m0, t_eval: {n:,} trajectories x {n_times:,} save times need about "
+                         f"{need / 2**30:.2f} GiB, more than 80 % of the {avail / 2**30:.2f} GiB available; "
+                         "fewer trajectories or save times (or several calls)")
+
+
 def solve_ode_batch(models: Model | Sequence[Model], a0: Any, m0: Any = 0.0, t_eval: Any = None, *,
                     rtol: float = 1e-8, atol: float = 1e-10, method: str = "radau5", max_steps: int = 1_000_000,
                     first_step: float | None = None, max_step: float = math.inf, half_fraction: float = 0.5,
@@ -372,6 +390,7 @@ def solve_ode_batch(models: Model | Sequence[Model], a0: Any, m0: Any = 0.0, t_e
     except ValueError:
         raise ValueError(f"a0, m0 and models: shapes {[x.shape for x in arrays]} do not broadcast together "
                          "(models count as a 1-D array along the last axis)") from None
+    _check_batch_memory(int(np.prod(bshape)), t.size)
     a0_b = np.ascontiguousarray(np.broadcast_to(arrays[0], bshape).ravel())
     m0_b = np.ascontiguousarray(np.broadcast_to(arrays[1], bshape).ravel())
     if a0_b.size == 0:

@@ -1074,6 +1074,8 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
     if not (isinstance(flush_seconds, (int, float)) and flush_seconds > 0):
         raise SweepError(f"flush_seconds: expected a number > 0, got {flush_seconds!r}")
     _check_memory(spec)
+    if store is not None:
+        __import__({"netcdf4": "netCDF4", "h5netcdf": "h5netcdf"}[_nc_engine()])  # now, not on the way out
     st = _Store(store, spec) if store is not None else None
     results = _Results(spec)
     tasks = _plan(spec)
@@ -1142,7 +1144,8 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
                "cells_done": int(results.done.sum()), "cells": spec.n_cells, "interrupted": interrupted,
                "seconds": round(time.perf_counter() - start, 3)}
         if st is not None:
-            st.write_dataset(results.dataset())  # always: the file is a view of the shards
+            if not interrupted:  # after Ctrl-C, return at once: open_sweep rebuilds the file from the shards
+                st.write_dataset(results.dataset())  # always: the file is a view of the shards
             st.log(run)
     ds = results.dataset()
     ds.attrs["run"] = json.dumps(run)
@@ -1280,11 +1283,29 @@ def _check_memory(spec: SweepSpec) -> None:
 
 
 def open_sweep(store: str | os.PathLike) -> Any:
-    """The dataset of a sweep store (``STORE/dataset.nc``), loaded into memory."""
+    """The dataset of a sweep store, loaded into memory: ``STORE/dataset.nc``, rebuilt from the
+    shards first when it is missing or older than the newest shard (a sweep stopped by Ctrl-C or
+    killed leaves its finished tasks only as shards)."""
     import xarray as xr
 
-    p = Path(store) / "dataset.nc"
-    if not p.exists():
-        raise SweepError(f"store: {p} does not exist (not a sweep store, or the sweep never ran)")
+    root = Path(store)
+    p = root / "dataset.nc"
+    spec_file = root / "spec.json"
+    if not spec_file.exists():
+        raise SweepError(f"store: {spec_file} does not exist (not a sweep store, or the sweep never ran)")
+    shards = list((root / "shards").glob("*.npz"))
+    newest = max((q.stat().st_mtime for q in shards), default=0.0)
+    if not p.exists() or p.stat().st_mtime < newest:
+        try:
+            spec = _build_spec(json.loads(spec_file.read_text())["spec"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise SweepError(f"store: {spec_file} is damaged ({exc})") from None
+        st = _Store(root, spec)
+        results = _Results(spec)
+        planned = {t.id for t in _plan(spec)}
+        for tid, arrays in st.finished().items():
+            if tid in planned:
+                results.add(tid, arrays)
+        st.write_dataset(results.dataset())
     with xr.open_dataset(p, engine=_nc_engine()) as ds:
         return ds.load()

@@ -1,0 +1,200 @@
+"""Reliability (issue 8): resources, concurrency, interrupts of a sweep, damaged result files and
+numerics at the edges. (Fuzzing: test_fuzz.py; SIGINT/SIGKILL of SGD runs and checkpoints:
+test_sgd.py; Ctrl-C of a batch: test_package.py; sweeps killed and resumed: test_sweep.py.)"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastslow as fs
+from fastslow import _core, reference
+
+MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
+
+
+# --- resources --------------------------------------------------------------------------------------------
+def test_oversized_requests_are_refused_before_allocating():
+    huge = np.broadcast_to(0.5, (10**10,))  # a view: no memory behind it
+    with pytest.raises(ValueError, match=r"a0, m0, t_eval: 10,000,000,000 trajectories .* GiB.* available"):
+        fs.solve_ode_batch(MODEL, huge, 0.0, [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"d, n, batch: the simulator needs about .* GiB"):
+        fs.train_sgd(MODEL, 200_000, 200_000, 1000, 0.05, 1, 0.5, progress=False)
+    act, tgt = MODEL.simulator_functions()
+    with pytest.raises(ValueError, match=r"d, n, batch: the simulator needs about .* GiB"):  # the raw class too
+        _core.SGDTrainer32(200_000, 200_000, 1000, 0.05, 1.0, 1.0, 0.0, 0, 0.5, 0.0, 1, act, tgt)
+    with pytest.raises(ValueError, match="cells"):
+        fs.sweep(fs.SweepSpec.create({"ode": {"points": 100_000}}, {"a0": {"start": 0.1, "stop": 4, "num": 100_000},
+                                                                     "c3": {"start": -1, "stop": 1, "num": 1000}},
+                                     compute="ode"), progress=False)
+
+
+def test_diverging_sgd_stops_with_a_clear_error():
+    with pytest.raises(RuntimeError, match=r"SGD diverged at step \d+ .*lower dt or the learning rates"):
+        fs.train_sgd(MODEL.replace(lr_w=1000.0, lr_a=1000.0), 32, 32, 256, 0.05, 100, 0.5, progress=False)
+
+
+# --- concurrency --------------------------------------------------------------------------------------------
+def test_concurrent_ode_calls_equal_serial_calls_and_leave_settings_alone():
+    models = [MODEL.replace(target={1: 1.0, 3: c}) for c in (-0.2, 0.0, 0.3, 0.5)]
+    t = fs.log_times(1e7, 30)
+
+    def work(i):
+        bt = fs.solve_ode_batch(models[i], np.linspace(0.2, 3, 40), 0.0, t, threads=1 + i % 2)
+        tr = fs.solve_ode(models[i], 1.0, 0.1, t)
+        return bt.m, bt.a, tr.m, tr.a
+
+    serial = [work(i) for i in range(4)]
+    with cf.ThreadPoolExecutor(4) as ex:
+        parallel = list(ex.map(work, range(4)))
+    for a, b in zip(serial, parallel):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_thread_settings_do_not_leak():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpoolctl.threadpool_info()}
+    fs.train_sgd(MODEL, 64, 64, 256, 0.05, 5, 0.5, threads=2, progress=False)
+    fs.solve_ode_batch(MODEL, np.linspace(0.2, 3, 50), 0.0, [0.0, 1e4], threads=1)
+    after = {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpoolctl.threadpool_info()}
+    for key, n in after.items():
+        if "scipy_openblas" in key[1] and "site-packages/scipy_openblas32" in key[1]:
+            assert n == 1, "fastslow's own OpenBLAS runs single-threaded"
+        elif key in before:
+            assert n == before[key], f"{key}: thread count changed from {before[key]} to {n}"
+
+
+# --- interrupts: a sweep in this process ---------------------------------------------------------------------
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_a_sweep_within_a_second_and_keeps_finished_cells(tmp_path, interrupt_subprocess, workers):
+    pytest.importorskip("xarray")
+    store = tmp_path / "store"
+    code = (
+        "import fastslow as fs, sys, os\n"
+        "os.environ['FASTSLOW_NUM_THREADS'] = '2'\n"
+        "spec = fs.SweepSpec.create({'model': {'lr_a': 0.01}, 'ode': {'t_max': 1e9, 'points': 10}},\n"
+        "    {'c3': {'start': -0.5, 'stop': 0.5, 'num': 200}, 'a0': {'start': 0.2, 'stop': 4, 'num': 200}},\n"
+        "    compute='ode', chunk=200)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        f"    fs.sweep(spec, store={str(store)!r}, workers={workers}, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    sys.exit(0)\n"
+        "sys.exit(3)\n"
+    )
+    code = code.replace("print('interrupted', flush=True)", "print('interrupted', time.monotonic(), flush=True)")
+    code = "import time\n" + code
+    rc, out, _ = interrupt_subprocess(code, delay=2.0)
+    assert rc == 0 and "interrupted" in out, out
+    # control returns (KeyboardInterrupt caught by the caller) within a second of the signal; the
+    # fixture's clock (CLOCK_MONOTONIC) is shared by both processes
+    caught = float(out.split()[-1])
+    assert caught - interrupt_subprocess.sent < 1.0, f"took {caught - interrupt_subprocess.sent:.2f} s to stop"
+    shards = list((store / "shards").glob("*.npz"))
+    assert 0 < len(shards) < 200
+    ds = fs.open_sweep(store)
+    assert int(ds["done"].sum()) == 200 * len(shards)
+    run = json.loads((store / "runs.jsonl").read_text().splitlines()[-1])
+    assert run["interrupted"] and run["tasks_run"] == len(shards)
+
+
+# --- damaged files --------------------------------------------------------------------------------------------
+def test_damaged_run_results_get_a_clear_error(tmp_path):
+    res = fs.run({"sgd": {"enabled": False}, "analysis": {"enabled": False}, "ode": {"t_max": 1e3, "points": 5}})
+    d = res.save(tmp_path / "run")
+    assert fs.load(d) == res
+    data = d / "data.npz"
+    good = data.read_bytes()
+    data.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="data.npz: corrupted"):
+        fs.load(d)
+    data.write_bytes(good)
+    (d / "run.json").write_text('{"format": ')
+    with pytest.raises(ValueError, match="run.json: corrupted"):
+        fs.load(d)
+    with pytest.raises(ValueError, match="not a fastslow run directory"):
+        fs.load(tmp_path / "nothing")
+
+
+# --- numerics at the edges ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("m0", [1 - 1e-15, -(1 - 1e-15)])
+def test_m0_within_1e15_of_the_pole(m0):
+    t = fs.log_times(1e6, 40)
+    tr = fs.solve_ode(MODEL, 1.0, m0, t)
+    assert tr.success and np.all(np.isfinite(tr.m)) and np.all(np.abs(tr.m) <= 1)
+    assert tr.v[0] == pytest.approx(math.atanh(m0), rel=1e-12)  # v = artanh m0 = +-17.6, exactly
+    m_ref, a_ref, _ = reference.solve_ode(MODEL.s, MODEL.c, MODEL.lr_w, MODEL.lr_a, 1.0, m0, t, rtol=1e-11,
+                                          atol=1e-13)
+    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match=r"m0: the initial alignment must satisfy \|m0\| < 1"):
+        fs.solve_ode(MODEL, 1.0, 1.0, t)
+
+
+def test_a0_zero():
+    # at a = 0 the first layer feels no gradient (dL/dm = 0): m stays put while a moves off zero
+    t = fs.log_times(1e5, 30)
+    tr = fs.solve_ode(MODEL, 0.0, 0.2, t)
+    m_ref, a_ref, _ = reference.solve_ode(MODEL.s, MODEL.c, MODEL.lr_w, MODEL.lr_a, 0.0, 0.2, t, rtol=1e-11,
+                                          atol=1e-13)
+    assert tr.success
+    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+    assert fs.classify(MODEL, 0.0, 0.2, t_max=1e7).outcome[0] in ("learning", "unlearning", "lazy")
+    with pytest.raises(ValueError, match="a0: must be != 0"):
+        fs.solve_slow_flow(MODEL, 0.0, 0.2, [0.0, 1.0])
+
+
+def test_eps_1e_minus_8():
+    # lr_a / lr_w = 1e-8: extremely stiff; still cheap, and on the slow manifold as the slow flow says
+    # (from a0 = 1 the fast fibre ends at the pole m = 1, which loses stability at slow time 0.1:
+    # the slow flow jumps there, and the ODE's delayed departure from the pole is compared later on)
+    model = MODEL.replace(lr_a=1e-8)
+    t = np.array([0.0, 1e3, 1e10, 1e11])
+    tr = fs.solve_ode(model, 1.0, 0.0, t)
+    assert tr.success and tr.nsteps < 2000, tr.nsteps
+    sf = fs.solve_slow_flow(model, 1.0, 0.0, t[1:], jump=True)
+    assert sf.status == 0 and [e.kind for e in sf.events] == ["pole-unstable", "jump"]
+    np.testing.assert_allclose(tr.a[1:], sf.a, rtol=1e-5)
+    np.testing.assert_allclose(tr.m[1:], sf.m, rtol=1e-5, atol=1e-8)
+
+
+def test_t_max_1e15_follows_the_asymptotic_law():
+    t = fs.log_times(1e15, 60)
+    tr = fs.solve_ode(MODEL, 1.0, 0.0, t)
+    assert tr.success and tr.nsteps < 3000, tr.nsteps
+    law = fs.asymptotic_law(MODEL)
+    assert law.verdict == "unlearning"
+    late = t >= 1e12
+    np.testing.assert_allclose(tr.a[late], law.predict_a(t[late], 1.0), rtol=2e-3)
+    np.testing.assert_allclose(tr.m[late], law.predict_m(t[late], 1.0), rtol=2e-3)
+    with pytest.raises(ValueError, match="t_max"):
+        fs.log_times(math.inf)
+
+
+def test_thirty_hermite_orders():
+    k = np.arange(31)
+    s = 1.0 / (1.0 + k) ** 2
+    c = np.where(k >= 1, 0.5 ** k, 0.0)
+    model = fs.Model({"hermite": s.tolist()}, {"hermite": c.tolist()}, lr_a=0.01)
+    assert model.s.size == 31 and model.c.size == 31
+    t = fs.log_times(1e6, 30)
+    tr = fs.solve_ode(model, 1.0, 0.0, t)
+    m_ref, a_ref, _ = reference.solve_ode(model.s, model.c, model.lr_w, model.lr_a, 1.0, 0.0, t, rtol=1e-11,
+                                          atol=1e-13)
+    assert tr.success
+    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
+    # the finite network with these coefficients: its exact population loss against Monte Carlo
+    res = fs.train_sgd(model, 64, 32, 512, 0.05, 20, 1.0, record=3, progress=False, dtype="float64")
+    assert np.all(np.isfinite(res.pop_loss)) and np.all(np.isfinite(res.m_mean))
