@@ -237,9 +237,10 @@ class LimitModel {
  private:
   static void check_array(const std::vector<double>& x, const char* name) {
     for (std::size_t k = 0; k < x.size(); ++k)
-      if (!std::isfinite(x[k]))
-        throw std::invalid_argument(std::string(name) + ": entry " + std::to_string(k) +
-                                    " is not finite; all coefficients must be finite");
+      if (!(std::isfinite(x[k]) && std::abs(x[k]) <= 1e100))  // squares and products stay finite
+        throw std::invalid_argument(std::string(name) + ": entry " + std::to_string(k) + " is " +
+                                    std::to_string(x[k]) + "; coefficients must be finite and at most 1e100 "
+                                    "in magnitude");
   }
   std::vector<double> s_, c_;
   double lr_w_, lr_a_, extra_;

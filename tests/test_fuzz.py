@@ -126,6 +126,10 @@ def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None,
             wanted = (bad, *names)
             assert any(w in msg for w in wanted), f"{label}: the error does not name {wanted}: {msg!r}"
         return None
+    except RuntimeError as exc:  # the one documented RuntimeError: a diverging SGD run, named as such
+        assert str(exc).startswith("SGD diverged at step"), f"{label}: {type(exc).__name__}: {exc}"
+        OUTCOMES["diverged"] += 1
+        return None
     except MemoryError as exc:  # pragma: no cover - a failure: sizes must be checked before allocating
         raise AssertionError(f"{label}: MemoryError instead of a checked size: {exc}") from None
     except _Timeout:  # pragma: no cover
@@ -256,12 +260,13 @@ def test_fuzz_sweep_spec(name, value):
 @FUZZ
 @given(scalars(), values(), values())
 def test_fuzz_core_hermite(n, x, w):
-    call("_core.gauss_hermite", _core.gauss_hermite, n if not isinstance(n, int) else min(abs(n), 500) * np.sign(n))
-    call("_core.hermite_values", _core.hermite_values, x, n if not isinstance(n, int) or abs(n) < 300 else 300)
+    if isinstance(n, int) and not isinstance(n, bool):
+        n = max(-500, min(n, 500))  # sizes bounded: these bindings are O(n^2) by design
+    call("_core.gauss_hermite", _core.gauss_hermite, n)
+    call("_core.hermite_values", _core.hermite_values, x, n)
     call("_core.hermite_project", _core.hermite_project, x, x, w, 5)
     call("_core.activation", _core.activation, "tanh", x)
-    call("_core.closed_form_coefficients", _core.closed_form_coefficients, "relu",
-         n if not isinstance(n, int) or abs(n) < 300 else 300)
+    call("_core.closed_form_coefficients", _core.closed_form_coefficients, "relu", n)
 
 
 @FUZZ

@@ -172,7 +172,7 @@ def test_eps_1e_minus_8():
 def test_t_max_1e15_follows_the_asymptotic_law():
     t = fs.log_times(1e15, 60)
     tr = fs.solve_ode(MODEL, 1.0, 0.0, t)
-    assert tr.success and tr.nsteps < 3000, tr.nsteps
+    assert tr.success and tr.nsteps < 1000, tr.nsteps  # 442: logarithmic in t_max
     law = fs.asymptotic_law(MODEL)
     assert law.verdict == "unlearning"
     late = t >= 1e12

@@ -856,7 +856,10 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
         raise ValueError(f"m0: must satisfy |m0| < 1, got {m0!r}")
     if t_eval is None:
         raise ValueError("t_eval: the save times are required")
-    t = np.atleast_1d(np.asarray(t_eval, dtype=float))
+    try:
+        t = np.atleast_1d(np.asarray(t_eval, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"t_eval: must be an array of real times, got {t_eval!r}") from None
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) <= 0):
         raise ValueError("t_eval: must be a non-empty, strictly increasing array of finite times >= 0")
     from ._validate import real
