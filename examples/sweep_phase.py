@@ -25,7 +25,7 @@ Usage::
 
     python examples/sweep_phase.py [STORE]      (default STORE: results/sweep-phase; ~10 s on 2 cores)
 
-Needs xarray and h5netcdf (``pip install 'fastslow[sweep]'``) and matplotlib.
+Needs xarray and netCDF4 (``pip install 'fastslow[sweep]'``) and matplotlib.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Usage::
 
     python examples/sweep_sizes.py [STORE]      (default STORE: results/sweep-sizes; ~1 min on 2 cores)
 
-Needs xarray and h5netcdf (``pip install 'fastslow[sweep]'``) and matplotlib.
+Needs xarray and netCDF4 (``pip install 'fastslow[sweep]'``) and matplotlib.
 """
 
 from __future__ import annotations
