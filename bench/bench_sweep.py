@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import gc
-import json
 import shutil
 import sys
 import tempfile

@@ -96,17 +96,11 @@ def values() -> st.SearchStrategy[Any]:
 
 # --- the harness ----------------------------------------------------------------------------------------
 class _Timeout(Exception):
-    pass
+    """A call that did not return within the alarm's time."""
 
 
 def _alarm(signum: int, frame: Any) -> None:
     raise _Timeout()
-
-
-def _finite(x: Any) -> bool:
-    if isinstance(x, (float, np.floating)):
-        return math.isfinite(float(x)) or math.isnan(float(x))  # NaN is a documented "did not occur"
-    return True
 
 
 def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None, names: tuple[str, ...] = (),

@@ -7,9 +7,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import math
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -13,7 +13,6 @@ import math
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
