@@ -106,10 +106,10 @@ def _alarm(signum: int, frame: Any) -> None:
 def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None, names: tuple[str, ...] = (),
          **kw: Any) -> Any:
     """Call; a ValueError/TypeError is a clean refusal (for the public API, a ValueError must name
-    ``bad`` or one of ``names``); anything else fails the test. A 20 s alarm catches hangs."""
+    ``bad`` or one of ``names``); anything else fails the test. A 60 s alarm catches hangs."""
     COUNTS[label] += 1
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(20)
+    signal.alarm(60)
     try:
         out = fn(*args, **kw)
     except (ValueError, TypeError) as exc:
@@ -127,7 +127,7 @@ def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None,
     except MemoryError as exc:  # pragma: no cover - a failure: sizes must be checked before allocating
         raise AssertionError(f"{label}: MemoryError instead of a checked size: {exc}") from None
     except _Timeout:  # pragma: no cover
-        raise AssertionError(f"{label}: no answer within 20 s (args {args!r}, {kw!r})") from None
+        raise AssertionError(f"{label}: no answer within 60 s (args {args!r}, {kw!r})") from None
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
