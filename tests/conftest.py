@@ -12,8 +12,11 @@ import pytest
 
 
 def clean_env() -> dict[str, str]:
-    """The environment without variables that would change how libraries are found."""
-    return {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH")}
+    """The environment without variables that would change how libraries are found (under
+    ``tools/sanitize.sh`` the preloaded ASan runtime stays: an instrumented extension needs it)."""
+    keep = ("LD_PRELOAD",) if os.environ.get("FASTSLOW_SANITIZER_RUN") == "1" else ()
+    return {k: v for k, v in os.environ.items()
+            if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONPATH") or k in keep}
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ FUZZ = settings(max_examples=int(os.environ.get("FASTSLOW_FUZZ_EXAMPLES", "150")
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], derandomize=True)
 MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
 CORE = MODEL.core
+ALARM = int(os.environ.get("FASTSLOW_FUZZ_ALARM", "60"))  # seconds before a call counts as hung
 
 
 def _report() -> None:
@@ -109,7 +110,7 @@ def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None,
     ``bad`` or one of ``names``); anything else fails the test. A 60 s alarm catches hangs."""
     COUNTS[label] += 1
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(60)
+    signal.alarm(ALARM)
     try:
         out = fn(*args, **kw)
     except (ValueError, TypeError) as exc:
@@ -127,7 +128,7 @@ def call(label: str, fn: Callable[..., Any], *args: Any, bad: str | None = None,
     except MemoryError as exc:  # pragma: no cover - a failure: sizes must be checked before allocating
         raise AssertionError(f"{label}: MemoryError instead of a checked size: {exc}") from None
     except _Timeout:  # pragma: no cover
-        raise AssertionError(f"{label}: no answer within 60 s (args {args!r}, {kw!r})") from None
+        raise AssertionError(f"{label}: no answer within {ALARM} s (args {args!r}, {kw!r})") from None
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)

@@ -29,6 +29,8 @@ cd "$work/run"
 mkdir -p "$work/reports"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:check_initialization_order=1:log_path=$work/reports/asan
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$work/reports/ubsan
+# children started by the tests keep the preload; instrumented code is 2-3x slower: longer alarms
+export FASTSLOW_SANITIZER_RUN=1 FASTSLOW_FUZZ_ALARM=300
 rc=0
 LD_PRELOAD="$libasan:$libstdcxx" "$py" -m pytest -q -p no:cacheprovider -ra "$@" || rc=$?
 if compgen -G "$work/reports/*" > /dev/null; then

@@ -1094,23 +1094,23 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
 
         bar = tqdm(total=spec.n_cells, initial=int(results.done.sum()), unit="cell", desc="sweep", smoothing=0.1,
                    dynamic_ncols=True)
-    state = {"last_flush": time.monotonic(), "dirty": False, "failed": 0, "computed": 0, "cells": 0}
+    state = {"last_flush": time.monotonic(), "failed": 0, "computed": 0, "cells": 0}
 
     def finish(task: _Task, arrays: Mapping[str, np.ndarray]) -> None:
         before = int(results.done.sum()) if bar is not None else 0
-        with guard.critical():  # the shard and the in-memory results agree, whenever Ctrl-C comes
+        # the shard, the in-memory results and the counts (runs.jsonl) agree whenever Ctrl-C comes
+        with guard.critical():
             if st is not None:
                 st.write_shard(task.id, arrays)
             state["failed"] += results.add(task.id, arrays)
-        state["computed"] += 1
-        state["cells"] += len(task.cells)
-        state["dirty"] = True
+            state["computed"] += 1
+            state["cells"] += len(task.cells)
         if bar is not None:
             bar.update(int(results.done.sum()) - before)
             bar.set_postfix(failed=state["failed"], refresh=False)
         if st is not None and time.monotonic() - state["last_flush"] > flush_seconds:
             st.write_dataset(results.dataset())
-            state["last_flush"], state["dirty"] = time.monotonic(), False
+            state["last_flush"] = time.monotonic()
 
     executor = "in-process"
     spec_dict = dict(spec.to_dict(), fingerprint=spec.fingerprint)
