@@ -1269,15 +1269,10 @@ def _check_memory(spec: SweepSpec) -> None:
     per += 8 * len(_SGD_SERIES) * spec.base.sgd.record if "sgd" in spec.compute else 0
     per += 200
     need = n * per * 3  # the arrays, one dataset copy, the netCDF encoding
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return
-    if need > 0.8 * avail:
+    from .sgd import _available_memory
+
+    avail = _available_memory()
+    if avail is not None and need > 0.8 * avail:
         raise SweepError(f"the sweep's results need about {need / 2**30:.1f} GiB ({n} cells), more than 80 % of the "
                          f"{avail / 2**30:.1f} GiB available; fewer cells or ode.points")
 
