@@ -25,7 +25,8 @@ step in interleaved rounds (the order rotated from round to round):
    speed, and the same ``4 B d n`` flops at this machine's sgemm peak (a 4096^3 float32 matmul,
    best of several with NumPy and PyTorch, measured before and after the workloads; the best is
    used). For information also the two GEMMs in PyTorch, and in the pattern fastslow uses
-   (scipy-openblas32 through ctypes, one BLAS thread on each of two blocks).
+   (scipy-openblas32 through ctypes, one single-threaded call per fixed block of the trainer, two
+   threads). At the large shape, also fastslow with its previous BLAS blocking (16 x 8 calls).
 
 On two cores a library's idle threads matter: NumPy's OpenBLAS workers spin for about 0.1 s
 after every call and halve the speed of whatever runs next. Each implementation's block of
@@ -105,6 +106,9 @@ TORCH_THREADS = 2
 
 SMALL = (1024, 256, 256)
 LARGE = (4096, 1024, 1024)
+# The trainer's BLAS blocks at LARGE before 2026-11-30 (row blocks of 256 rows, at most 16; neuron
+# blocks of 64, at most 8), timed alongside the current ones (4 and 4) for the record.
+PREVIOUS_BLOCKS = (16, 8)
 SHAPES = (SMALL, LARGE)
 #: Square size of the sgemm-peak matmul.
 PEAK_SIZE = 4096
@@ -488,14 +492,17 @@ class FastslowPatternGemms:
 
     ``scipy_cblas_sgemm`` of the scipy-openblas32 wheel that fastslow links (through ctypes,
     which releases the GIL), with OpenBLAS set to one thread, called by two Python threads at
-    once: each multiplies its block of batch rows by ``[W; theta]^T`` into ``P`` (leading
-    dimension ``n + 1``), then, after both finish, its block of neurons ``G = M^T X``. Python's
+    once. The work is cut into the trainer's own fixed blocks (``blocks`` = its ``_blocks``: row
+    and neuron blocks, one call each) and each thread takes a contiguous run of them, as the
+    trainer's OpenMP threads do: row blocks of ``X`` times ``[W; theta]^T`` into ``P`` (leading
+    dimension ``n + 1``), then, after both finish, neuron blocks of ``G = M^T X``. Python's
     thread pool adds some 0.1 ms per step over fastslow's OpenMP.
     """
 
     ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
-    def __init__(self, shape: tuple[int, int, int], threads: int = FS_THREADS, seed: int = 1) -> None:
+    def __init__(self, shape: tuple[int, int, int], blocks: tuple[int, int], threads: int = FS_THREADS,
+                 seed: int = 1) -> None:
         import scipy_openblas32  # fastslow's BLAS (a dependency of fastslow)
 
         path = os.path.join(scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library(True))
@@ -518,6 +525,7 @@ class FastslowPatternGemms:
         self.P = np.empty((B, n + 1), np.float32)
         self.G = np.empty((n, d), np.float32)
         self.threads = threads
+        self.row_blocks, self.neuron_blocks = blocks
         self.pool = concurrent.futures.ThreadPoolExecutor(threads)
         self.ptr = {k: v.ctypes.data_as(fp) for k, v in
                     (("X", self.X), ("Wt", self.Wt), ("M", self.M), ("P", self.P), ("G", self.G))}
@@ -530,23 +538,25 @@ class FastslowPatternGemms:
 
     def _forward(self, t: int) -> None:
         B, d, n = self.shape
-        b0, b1 = self.block(B, self.threads, t)
-        if b1 > b0:
-            fp = ctypes.POINTER(ctypes.c_float)
-            x = ctypes.cast(ctypes.addressof(self.ptr["X"].contents) + 4 * b0 * d, fp)
-            p = ctypes.cast(ctypes.addressof(self.ptr["P"].contents) + 4 * b0 * (n + 1), fp)
-            self.sgemm(self.ROW_MAJOR, self.NO_TRANS, self.TRANS, b1 - b0, n + 1, d, 1.0, x, d, self.ptr["Wt"], d,
-                       0.0, p, n + 1)
+        fp = ctypes.POINTER(ctypes.c_float)
+        for k in range(*self.block(self.row_blocks, self.threads, t)):
+            b0, b1 = self.block(B, self.row_blocks, k)
+            if b1 > b0:
+                x = ctypes.cast(ctypes.addressof(self.ptr["X"].contents) + 4 * b0 * d, fp)
+                p = ctypes.cast(ctypes.addressof(self.ptr["P"].contents) + 4 * b0 * (n + 1), fp)
+                self.sgemm(self.ROW_MAJOR, self.NO_TRANS, self.TRANS, b1 - b0, n + 1, d, 1.0, x, d, self.ptr["Wt"],
+                           d, 0.0, p, n + 1)
 
     def _backward(self, t: int) -> None:
         B, d, n = self.shape
-        i0, i1 = self.block(n, self.threads, t)
-        if i1 > i0:
-            fp = ctypes.POINTER(ctypes.c_float)
-            m = ctypes.cast(ctypes.addressof(self.ptr["M"].contents) + 4 * i0, fp)
-            g = ctypes.cast(ctypes.addressof(self.ptr["G"].contents) + 4 * i0 * d, fp)
-            self.sgemm(self.ROW_MAJOR, self.TRANS, self.NO_TRANS, i1 - i0, d, B, 1.0, m, n, self.ptr["X"], d,
-                       0.0, g, d)
+        fp = ctypes.POINTER(ctypes.c_float)
+        for k in range(*self.block(self.neuron_blocks, self.threads, t)):
+            i0, i1 = self.block(n, self.neuron_blocks, k)
+            if i1 > i0:
+                m = ctypes.cast(ctypes.addressof(self.ptr["M"].contents) + 4 * i0, fp)
+                g = ctypes.cast(ctypes.addressof(self.ptr["G"].contents) + 4 * i0 * d, fp)
+                self.sgemm(self.ROW_MAJOR, self.TRANS, self.NO_TRANS, i1 - i0, d, B, 1.0, m, n, self.ptr["X"], d,
+                           0.0, g, d)
 
     def __call__(self) -> None:
         old = self.get_threads()
@@ -723,7 +733,7 @@ def workload(shape: tuple[int, int, int], rounds: int, budget: float, settings: 
     gemm_np = TwoGemms(shape, "numpy")
     gemm_t = TwoGemms(shape, "torch") if torch is not None else None
     try:
-        gemm_fs: FastslowPatternGemms | None = FastslowPatternGemms(shape)
+        gemm_fs: FastslowPatternGemms | None = FastslowPatternGemms(shape, tuple(tr._blocks))
         gemm_fs_error = None
     except Exception as exc:  # pragma: no cover - depends on the wheel's layout
         gemm_fs, gemm_fs_error = None, f"{type(exc).__name__}: {exc}"
@@ -737,6 +747,10 @@ def workload(shape: tuple[int, int, int], rounds: int, budget: float, settings: 
     fns: dict[str, Timed] = {}
     k = calibrated_steps(tr.run, settings.min_call)
     fns["fastslow"] = Timed(lambda: tr.run(k), steps=k)
+    if not small:  # the blocking before 2026-11-30 (16 row, 8 neuron BLAS calls), for the record
+        tr_prev = make_trainer(shape, "float32")
+        tr_prev._set_blocks(*PREVIOUS_BLOCKS)
+        fns["fastslow, previous blocks"] = Timed(lambda: tr_prev.run(k), steps=k)
     fns["NumPy"] = Timed(npy.step)
     if tor is not None:
         fns["PyTorch"] = Timed(tor.step)
@@ -771,6 +785,8 @@ def workload(shape: tuple[int, int, int], rounds: int, budget: float, settings: 
         checker.check(f"{shape_label(shape)} {label}: unit rows and finite after timing", err, tol)
 
     sane("fastslow", tr.W, tr.a, 1e-5)
+    if not small:
+        sane("fastslow, previous blocks", tr_prev.W, tr_prev.a, 1e-5)
     sane("NumPy", npy.W, npy.a, 1e-5)
     if tor is not None:
         sane("PyTorch", *tor.state(), 1e-5)
@@ -785,7 +801,8 @@ def workload(shape: tuple[int, int, int], rounds: int, budget: float, settings: 
             "calls_per_round": {name: t.calls for name, t in fns.items()},
             "longest_quiesce": waits, "longest_quiesce_before": slowest,
             "agreement": agree, "timings": timings,
-            "torch": tor is not None, "fastslow_pattern_gemms_error": gemm_fs_error}
+            "torch": tor is not None, "fastslow_pattern_gemms_error": gemm_fs_error,
+            "fs_blocks": list(tr._blocks)}
 
 
 def report(res: dict[str, Any], peak_gflops: float, blas: list[dict[str, Any]] | None) -> None:
@@ -812,6 +829,9 @@ def report(res: dict[str, Any], peak_gflops: float, blas: list[dict[str, Any]] |
             rows[name].update({"gflops": flops / timing.median / 1e9, "vs_fastslow": timing.median / t_fs})
 
     add("fastslow", f"fastslow run({k})/{k}", f"{FS_THREADS}", timings["fastslow"])
+    if "fastslow, previous blocks" in timings:
+        add("fastslow, previous blocks", f"fastslow, {PREVIOUS_BLOCKS[0]} x {PREVIOUS_BLOCKS[1]} blocks (before, info)",
+            f"{FS_THREADS}", timings["fastslow, previous blocks"])
     add("NumPy", "NumPy float32 step", np_thr, timings["NumPy"])
     if has_torch:
         add("PyTorch", "PyTorch float32 step", f"{torch.get_num_threads()}", timings["PyTorch"])
@@ -889,7 +909,7 @@ def report(res: dict[str, Any], peak_gflops: float, blas: list[dict[str, Any]] |
     if t_gfs is not None:
         t_rest2 = breakdown["rest_vs_fastslow_pattern"]
         part += [
-            ["  or: two GEMMs as fastslow calls them (1 thread x 2 blocks)", fmt_time(t_gfs), f"{t_gfs / t_fs:.0%}",
+            [f"  or: two GEMMs as fastslow calls them ({res['fs_blocks'][0]} + {res['fs_blocks'][1]} blocks)", fmt_time(t_gfs), f"{t_gfs / t_fs:.0%}",
              ""],
             ["  and rest = step_with_batch - copy - those GEMMs", fmt_time(t_rest2), f"{t_rest2 / t_fs:.0%}", ""],
         ]
@@ -909,7 +929,7 @@ def report(res: dict[str, Any], peak_gflops: float, blas: list[dict[str, Any]] |
     print(render_table(["part", "time", "of step", "reps"], part))
     print("rest: the elementwise passes (tanh, tanh', residuals, M), the GEMVs S a and S^T r, the update and "
           "the row normalisation, and thread synchronisation. fastslow's GEMMs are single-threaded "
-          "scipy-openblas32 calls on each thread's block (P with leading dimension n + 1, for X theta), not "
+          "scipy-openblas32 calls, one per fixed block (P with leading dimension n + 1, for X theta), not "
           "NumPy's 2-thread calls: the 'or' lines time that same pattern from Python (ctypes, a thread pool).")
     sys.stdout.flush()
     res.update({"rows": rows, "breakdown": breakdown, "floor_numpy": floor_np, "floor_peak": floor_peak,

@@ -206,6 +206,9 @@ void register_trainer(py::module_& mod, const char* name) {
       .def(
           "set_step_count", [](Tr& tr, std::uint64_t s) { tr.set_step_count(s); }, py::arg("step"),
           "Set the step counter (when restoring a checkpoint: the random streams are keyed by it).")
+      .def("_set_blocks", &Tr::set_blocks, py::arg("rows"), py::arg("neurons"),
+           "For benchmarks only: the number of row and neuron blocks of the BLAS calls (0 = default).")
+      .def_property_readonly("_blocks", &Tr::blocks, "The number of row and neuron blocks of a step's BLAS calls.")
       .def_property_readonly("batch_loss", &Tr::last_batch_loss)
       .def_property_readonly("W",
                              [](py::object self) {

@@ -368,3 +368,31 @@ def test_concurrent_runs_in_threads_equal_serial_runs():
             par = list(ex.map(lambda s: run(s, threads), range(4)))
         for a, b in zip(serial, par):
             np.testing.assert_array_equal(a, b)
+
+
+def test_blocks_follow_the_sizes_not_the_threads():
+    # The BLAS blocks are a function of (B, n) only; forced blocks (the benchmarks' hook) change
+    # the rounding but stay independent of the thread count, and bad counts are refused.
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0)
+    blocks = {}
+    for threads in (1, 2):
+        tr = fs.make_trainer(model, 64, 300, 2048, dt=0.05, a0=0.5, seed=3, threads=threads)
+        blocks[threads] = tuple(tr._blocks)
+    assert blocks[1] == blocks[2] == (4, 4)
+    assert tuple(fs.make_trainer(model, 8, 1024, 4096, 0.05, 0.5)._blocks) == (4, 4)
+    assert tuple(fs.make_trainer(model, 8, 4096, 65536, 0.05, 0.5)._blocks) == (16, 16)
+    assert tuple(fs.make_trainer(model, 8, 16, 64, 0.05, 0.5)._blocks) == (1, 1)
+    runs = []
+    for threads in (1, 2):
+        tr = fs.make_trainer(model, 64, 300, 2048, dt=0.05, a0=0.5, seed=3, threads=threads)
+        tr._set_blocks(7, 5)
+        assert tuple(tr._blocks) == (7, 5)
+        tr.run(3)
+        runs.append(tr.W.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    tr = fs.make_trainer(model, 64, 300, 2048, dt=0.05, a0=0.5, seed=3)
+    tr.run(3)
+    assert not np.array_equal(tr.W, runs[0])  # other blocks: other float32 roundings
+    np.testing.assert_allclose(tr.W, runs[0], atol=1e-5)
+    with pytest.raises(ValueError, match="blocks"):
+        tr._set_blocks(-1, 2)
