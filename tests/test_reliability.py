@@ -98,7 +98,7 @@ def test_ctrl_c_stops_a_sweep_within_a_second_and_keeps_finished_cells(tmp_path,
     # fixture's clock (CLOCK_MONOTONIC) is shared by both processes
     caught = float(out.split()[-1])
     assert caught - interrupt_subprocess.sent < 1.0, f"took {caught - interrupt_subprocess.sent:.2f} s to stop"
-    shards = list((store / "shards").glob("*.npz"))
+    shards = list((store / "shards").glob("*.shard"))
     assert 0 < len(shards) < 200
     ds = fs.open_sweep(store)
     assert int(ds["done"].sum()) == 200 * len(shards)

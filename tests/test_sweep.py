@@ -176,13 +176,16 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
     ds2 = sweep(spec, store=tmp_path / "s", progress=False)
     assert json.loads(ds2.attrs["run"])["tasks_run"] == 0
     assert_same(ds, ds2)
+    # the file (strings as character arrays) reads back the same error text
+    with xr.open_dataset(tmp_path / "s" / "dataset.nc") as f:
+        assert f["error"].values.ravel().tolist() == err.tolist()
 
 
 def test_resume_runs_only_missing_tasks(tmp_path):
     spec = small_phase(chunk=4)  # 20 cells in 5 tasks
     store = tmp_path / "s"
     full = sweep(spec, store=store, progress=False)
-    shards = sorted((store / "shards").glob("*.npz"))
+    shards = sorted((store / "shards").glob("*.shard"))
     assert len(shards) == 5
     for p in shards[1:3]:
         p.unlink()
@@ -193,7 +196,7 @@ def test_resume_runs_only_missing_tasks(tmp_path):
     lines = (store / "runs.jsonl").read_text().splitlines()
     assert [json.loads(x)["tasks_run"] for x in lines] == [5, 2]
     # a temporary file left by a killed writer (its PID gone) is removed, a live one is kept
-    dead, live = store / "shards" / ".ode-000001.npz.999999999.tmp", store / "shards" / f".x.npz.{os.getpid()}.tmp"
+    dead, live = store / "shards" / ".ode-000001.shard.999999999.tmp", store / "shards" / f".x.shard.{os.getpid()}.tmp"
     dead.write_bytes(b"partial")
     live.write_bytes(b"partial")
     assert_same(full, sweep(spec, store=store, progress=False))
@@ -204,7 +207,7 @@ def test_damaged_shard_is_recomputed_with_a_warning(tmp_path):
     spec = small_phase(chunk=10)
     store = tmp_path / "s"
     full = sweep(spec, store=store, progress=False)
-    first, second = sorted((store / "shards").glob("*.npz"))[:2]
+    first, second = sorted((store / "shards").glob("*.shard"))[:2]
     first.write_bytes(first.read_bytes()[:100])  # truncated
     raw = bytearray(second.read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 4096] = bytes(4096)  # zero-filled, as after a power cut
@@ -212,6 +215,46 @@ def test_damaged_shard_is_recomputed_with_a_warning(tmp_path):
     with pytest.warns(RuntimeWarning, match="unreadable"):
         again = sweep(spec, store=store, progress=False)
     assert json.loads(again.attrs["run"])["tasks_run"] == 2
+    assert_same(full, again)
+
+
+def test_shard_format_round_trip_and_damage(tmp_path):
+    from fastslow.sweep import _read_shard, _shard_bytes
+
+    arrays = {"cells": np.arange(5, dtype=np.int64), "m": np.linspace(0, 1, 15).reshape(5, 3),
+              "status": np.array([0, -1, 0, 2, 0], dtype=np.int32), "error": np.array(["", "ValueError: x", "", "", "é"]),
+              "empty": np.zeros((0, 4)), "flag": np.array([True, False]), "f32": np.float32([1.5, np.nan])}
+    p = tmp_path / "t.shard"
+    p.write_bytes(b"".join(bytes(x) for x in _shard_bytes(arrays)))
+    back = _read_shard(p)
+    assert list(back) == list(arrays)
+    for k, v in arrays.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
+        np.testing.assert_array_equal(back[k], v)
+    raw = p.read_bytes()
+    for label, bad in (("flipped payload byte", raw[:-3] + bytes([raw[-3] ^ 1]) + raw[-2:]),
+                       ("truncated", raw[:-1]), ("trailing bytes", raw + b"\0"), ("bad magic", b"X" + raw[1:]),
+                       ("truncated header", raw[:30]), ("empty file", b"")):
+        p.write_bytes(bad)
+        with pytest.raises(ValueError):
+            _read_shard(p)
+    with pytest.raises(TypeError, match="object"):
+        _shard_bytes({"x": np.array([None])})
+
+
+def test_legacy_npz_shards_are_read(tmp_path):
+    # stores written before the .shard format (store_version 1) hold .npz shards: reused as they are
+    spec = small_phase(chunk=10)
+    store = tmp_path / "s"
+    full = sweep(spec, store=store, progress=False)
+    from fastslow.sweep import _read_shard
+
+    for p in sorted((store / "shards").glob("*.shard")):
+        np.savez(p.with_suffix(".npz"), **_read_shard(p))
+        p.unlink()
+    (store / "dataset.nc").unlink()
+    again = sweep(spec, store=store, progress=False)
+    assert json.loads(again.attrs["run"])["tasks_run"] == 0
     assert_same(full, again)
 
 
@@ -281,7 +324,7 @@ def test_a_killed_worker_does_not_lose_or_spoil_cells(tmp_path, cluster):
     runner = threading.Thread(target=lambda: box.update(ds=sweep(spec, client=client, store=store, progress=False)))
     runner.start()
     deadline = time.monotonic() + 120
-    while len(list((store / "shards").glob("sgd-*.npz"))) < 2 and time.monotonic() < deadline:
+    while len(list((store / "shards").glob("sgd-*.shard"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     pids = client.run(os.getpid)
     victim = sorted(pids.values())[0]
@@ -334,13 +377,13 @@ def test_interrupted_command_resumes_with_only_the_missing_cells(tmp_path, how):
     total = 40  # tasks: 1600 cells in chunks of 40
     proc = _cli("sweep", spec, "--out", store, "--quiet")
     deadline = time.monotonic() + 120
-    while len(list((store / "shards").glob("*.npz"))) < 3 and time.monotonic() < deadline:
+    while len(list((store / "shards").glob("*.shard"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     sent = time.monotonic()
     proc.send_signal(getattr(signal, how))
     rc = proc.wait(timeout=30)
     waited = time.monotonic() - sent
-    done = len(list((store / "shards").glob("*.npz")))
+    done = len(list((store / "shards").glob("*.shard")))
     assert 3 <= done < total, done
     if how == "SIGINT":
         assert rc == 130 and waited < 2.0, (rc, waited, proc.stderr.read())

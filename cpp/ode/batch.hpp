@@ -61,7 +61,9 @@ inline BatchResult solve_batch(std::span<const LimitModel* const> models, std::s
   };
   const std::function<bool()> worker_check = [&]() { return stop.load(std::memory_order_relaxed); };
   const long long nn = (long long)n;
-#pragma omp parallel for schedule(dynamic, 8) num_threads(threads)
+// dynamic, 1: a trajectory takes ~0.1-0.3 ms, so handing them out one at a time costs nothing
+  // and the threads finish within one trajectory of each other (a sweep makes many calls)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long long i = 0; i < nn; ++i) {
     const bool master = omp_get_thread_num() == 0;
     const std::function<bool()>& check = master ? master_check : worker_check;

@@ -335,6 +335,8 @@ def _check_batch_memory(n: int, n_times: int) -> None:
     from .sgd import _available_memory
 
     need = batch_memory_estimate(n, n_times)
+    if need < 64 * 2**20:  # too small to matter; skips reading /proc/meminfo (a sweep makes many calls)
+        return
     avail = _available_memory()
     if avail is not None and need > 0.8 * avail:
         raise ValueError(f"a0, m0, t_eval: {n:,} trajectories x {n_times:,} save times need about "
