@@ -196,3 +196,25 @@ def test_thirty_hermite_orders():
     # the finite network with these coefficients: its exact population loss against Monte Carlo
     res = fs.train_sgd(model, 64, 32, 512, 0.05, 20, 1.0, record=3, progress=False, dtype="float64")
     assert np.all(np.isfinite(res.pop_loss)) and np.all(np.isfinite(res.m_mean))
+
+
+def test_complex_input_is_refused_not_truncated():
+    # NumPy casts complex to float with only a ComplexWarning (dropping the imaginary part): every
+    # array argument refuses complex values with a ValueError naming it
+    m = fs.Model("tanh", {1: 1.0})
+    cases = [(lambda: fs.solve_ode_batch(m, np.array([1 + 1j]), 0.0, [0.0, 1.0]), "a0"),
+             (lambda: fs.solve_ode_batch(m, 1.0, [0.1j], [0.0, 1.0]), "m0"),
+             (lambda: fs.solve_ode(m, 1.0, 0.0, np.array([0.0, 1 + 2j])), "t_eval"),
+             (lambda: fs.solve_ode_batch(m, 1.0, 0.0, np.array([0.0, 1j])), "t_eval"),
+             (lambda: m.loss(0.1 + 1j, 1.0), "m"),
+             (lambda: m.grad(0.1, [1.0, 2j]), "a"),
+             (lambda: fs.Model("tanh", {1: 1.0 + 1j}), "target"),
+             (lambda: fs.critical_manifold(m, np.array([1j])), "a"),
+             (lambda: fs.asymptotic_law(fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)).predict_a([1j], 1.0), "t")]
+    import warnings
+
+    for fn, field in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            with pytest.raises(ValueError, match=field):
+                fn()

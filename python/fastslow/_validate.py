@@ -30,6 +30,19 @@ def real(x: Any, name: str, *, lo: float | None = None, hi: float | None = None,
     return v
 
 
+def real_array(x: Any, name: str) -> np.ndarray:
+    """A float64 array of real values: complex input is refused (NumPy would drop the imaginary
+    part with only a warning), and anything not convertible gets a ValueError naming ``name``."""
+    try:
+        if np.iscomplexobj(x) or (isinstance(x, (list, tuple)) and np.iscomplexobj(np.asarray(x))):
+            raise ValueError(f"{name}: must be real, got complex values")
+        return np.asarray(x, dtype=float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if str(exc).startswith(f"{name}:"):
+            raise
+        raise ValueError(f"{name}: must be real numbers or an array of them, got {_show(x)}") from None
+
+
 def integer(x: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (Python or NumPy; not a bool, not a float)."""
     if isinstance(x, np.ndarray) and x.ndim == 0:

@@ -37,6 +37,7 @@ from numpy.polynomial import polynomial as _poly
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
+from ._validate import real_array
 from .model import Model
 from .ode import solve_ode_batch
 
@@ -400,7 +401,7 @@ def critical_manifold(model: Model, a: Any) -> CriticalManifold:
         Points per branch (joined continuously across ``a``), their stability, ``|dL/dm|`` and the folds.
     """
     model = _check_model(model)
-    a_arr = np.atleast_1d(np.asarray(a, dtype=float)).ravel()
+    a_arr = np.atleast_1d(real_array(a, "a")).ravel()
     if a_arr.size == 0:
         raise ValueError("a: must contain at least one value")
     if not np.all(np.isfinite(a_arr)):
@@ -461,7 +462,7 @@ def jacobian(model: Model, m: Any, a: Any) -> np.ndarray:
     model = _check_model(model)
     g = model.grad(m, a)
     H = model.hessian(m, a)
-    m_arr = np.broadcast_to(np.asarray(m, dtype=float), g.shape[:-1])
+    m_arr = np.broadcast_to(real_array(m, "m"), g.shape[:-1])
     J = np.empty(g.shape[:-1] + (2, 2))
     J[..., 0, 0] = -model.lr_w * ((1 - m_arr ** 2) * H[..., 0, 0] - 2 * m_arr * g[..., 0])
     J[..., 0, 1] = -model.lr_w * (1 - m_arr ** 2) * H[..., 0, 1]
@@ -600,7 +601,7 @@ class AsymptoticLaw:
     def predict_a(self, t: Any, a0: float) -> np.ndarray:
         """``a(t)``: ``(a0^(q+1) + (q+1) D lr_a t)^(1/(q+1))`` when unlearning; ``a_limit`` when learning
         or pinned (the ``t -> inf`` value); ``ValueError`` when undetermined."""
-        t_arr = np.asarray(t, dtype=float)
+        t_arr = real_array(t, "t")
         if self.verdict == "unlearning":
             q1 = self.power + 1
             a0 = _finite_float(a0, "a0")
@@ -857,8 +858,8 @@ def solve_slow_flow(model: Model, a0: float, m0: float = 0.0, t_eval: Any = None
     if t_eval is None:
         raise ValueError("t_eval: the save times are required")
     try:
-        t = np.atleast_1d(np.asarray(t_eval, dtype=float))
-    except (TypeError, ValueError):
+        t = np.atleast_1d(real_array(t_eval, "t_eval"))
+    except ValueError:
         raise ValueError(f"t_eval: must be an array of real times, got {t_eval!r}") from None
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) <= 0):
         raise ValueError("t_eval: must be a non-empty, strictly increasing array of finite times >= 0")

@@ -174,7 +174,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     client: Any = args.scheduler
     if not args.quiet:
         n = args.workers or 1
-        where = {None: "this process" + (f" ({n} threads)" if n > 1 else ""),
+        where = {None: "this process" + (f" ({n} SGD tasks at once)" if n > 1 else ""),
                  "local": f"a local Dask cluster of {args.workers or 'one per core'} worker processes"}.get(
             client, f"the Dask cluster at {client}")
         print(f"fastslow sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
@@ -238,8 +238,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("spec", help="the sweep's TOML spec (examples/sweep_phase.toml)")
     w.add_argument("--out", help="the store directory (default: results/sweep-NAME for a spec NAME.toml or sweep_NAME.toml); run again with the "
                    "same store to resume")
-    w.add_argument("--workers", type=int, help="concurrent tasks (default 1: one at a time, each with every core; "
-                   "N: N threads here, cores/N each; with --scheduler local: N Dask worker processes)")
+    w.add_argument("--workers", type=int, help="concurrent tasks (default 1: one computing at a time with every "
+                   "core, the next prepared meanwhile; N: N SGD tasks at once on threads here, cores/N each, ODE "
+                   "tasks as with 1; with --scheduler local: N Dask worker processes)")
     w.add_argument("--scheduler", help="a Dask scheduler address, tcp://host:port, or 'local' for a local Dask "
                    "cluster")
     w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")

@@ -17,6 +17,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
+from ._validate import real_array
 
 __all__ = ["Model", "HermiteSeries", "hermite_series", "ACTIVATIONS", "DEFAULT_MAX_ORDER", "DEFAULT_TAIL_TOL"]
 
@@ -68,10 +69,7 @@ class HermiteSeries:
 
 
 def _as_float_array(values: Any, field: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{field}: must be a list of real numbers ({exc})") from None
+    arr = real_array(values, field)  # a ValueError naming the field for complex or non-numeric input
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{field}: must be a non-empty 1-D list of coefficients, got shape {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr))
@@ -356,7 +354,7 @@ class Model:
 
     # -- the loss ---------------------------------------------------------------------------
     def _derivs(self, m: Any, a: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-        m_arr, a_arr = np.broadcast_arrays(np.asarray(m, dtype=float), np.asarray(a, dtype=float))
+        m_arr, a_arr = np.broadcast_arrays(real_array(m, "m"), real_array(a, "a"))
         if not np.all(np.isfinite(m_arr)):
             raise ValueError("m: must be finite")
         if np.any(np.abs(m_arr) > 1):

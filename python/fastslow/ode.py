@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._validate import real_array
 from .model import Model
 
 __all__ = ["Trajectory", "BatchTrajectory", "DenseOutput", "solve_ode", "solve_ode_batch", "log_times", "METHODS"]
@@ -66,7 +67,7 @@ class DenseOutput:
         return np.append(self.segments[:, 0], self.t_max)
 
     def __call__(self, t: Any) -> np.ndarray:
-        t_arr = np.asarray(t, dtype=float)
+        t_arr = real_array(t, "t")
         flat = np.ascontiguousarray(t_arr.ravel())
         if flat.size and (not np.all(np.isfinite(flat)) or flat.min() < self.t_min or flat.max() > self.t_max):
             raise ValueError(f"t: dense output covers [{self.t_min:g}, {self.t_max:g}]; got values outside it")
@@ -199,8 +200,8 @@ def _check_times(t_eval: Any, values: bool = True) -> np.ndarray:
     if t_eval is None:
         raise ValueError("t_eval: required (an increasing array of times >= 0; see fastslow.log_times)")
     try:
-        t = np.atleast_1d(np.asarray(t_eval, dtype=float))
-    except (TypeError, ValueError):
+        t = np.atleast_1d(real_array(t_eval, "t_eval"))
+    except ValueError:
         raise ValueError("t_eval: must be an array of real times") from None
     if t.ndim != 1 or t.size == 0:
         raise ValueError(f"t_eval: must be a non-empty 1-D array of times, got shape {t.shape}")
@@ -381,9 +382,9 @@ def solve_ode_batch(models: Model | Sequence[Model], a0: Any, m0: Any = 0.0, t_e
     rtol, atol, max_steps, fs, max_step, half_fraction = _check_settings(
         rtol, atol, method, max_steps, first_step, max_step, half_fraction)
     try:
-        arrays = [np.asarray(a0, dtype=float), np.asarray(m0, dtype=float)]
-    except (TypeError, ValueError):
-        raise ValueError("a0, m0: must be real numbers or arrays of them") from None
+        arrays = [real_array(a0, "a0"), real_array(m0, "m0")]
+    except ValueError as exc:
+        raise ValueError(f"a0, m0: must be real numbers or arrays of them ({exc})") from None
     model_index = np.arange(len(model_list))
     if len(model_list) > 1:
         arrays.append(model_index)
