@@ -234,7 +234,8 @@ def test_shard_format_round_trip_and_damage(tmp_path):
     raw = p.read_bytes()
     for label, bad in (("flipped payload byte", raw[:-3] + bytes([raw[-3] ^ 1]) + raw[-2:]),
                        ("truncated", raw[:-1]), ("trailing bytes", raw + b"\0"), ("bad magic", b"X" + raw[1:]),
-                       ("truncated header", raw[:30]), ("empty file", b"")):
+                       ("truncated header", raw[:30]), ("empty file", b""),
+                       ("header without its keys", raw.replace(b'"payload_bytes"', b'"payload_bytez"'))):
         p.write_bytes(bad)
         with pytest.raises(ValueError):
             _read_shard(p)

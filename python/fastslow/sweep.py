@@ -840,14 +840,17 @@ def _read_shard(path: Path) -> dict[str, np.ndarray]:
     start = m + 8 + hlen
     if start > len(raw):
         raise ValueError("truncated header")
-    header = json.loads(raw[m + 8:start])
-    payload = memoryview(raw)[start:]
-    if len(payload) != header["payload_bytes"]:
-        raise ValueError(f"payload of {len(payload)} bytes, expected {header['payload_bytes']}")
-    if zlib.crc32(payload) != header["crc32"]:
-        raise ValueError("CRC-32 mismatch")
-    return {e["name"]: np.frombuffer(payload[e["offset"]:e["offset"] + e["nbytes"]], dtype=np.dtype(e["dtype"]))
-            .reshape(e["shape"]) for e in header["arrays"]}
+    try:
+        header = json.loads(raw[m + 8:start])
+        payload = memoryview(raw)[start:]
+        if len(payload) != header["payload_bytes"]:
+            raise ValueError(f"payload of {len(payload)} bytes, expected {header['payload_bytes']}")
+        if zlib.crc32(payload) != header["crc32"]:
+            raise ValueError("CRC-32 mismatch")
+        return {e["name"]: np.frombuffer(payload[e["offset"]:e["offset"] + e["nbytes"]],
+                                         dtype=np.dtype(e["dtype"])).reshape(e["shape"]) for e in header["arrays"]}
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:  # a damaged header
+        raise ValueError(f"damaged header ({type(exc).__name__}: {exc})") from None
 
 
 def _shard_files(shards: Path) -> list[Path]:
