@@ -68,11 +68,16 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Timing, Any]:
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[Timing, Any, list[float]]]:
     """Time several variants round-robin (this machine's speed drifts: side by side, not one after
-    the other): per variant its Timing over ``repeats`` rounds, its last output and its samples."""
+    the other): per variant its Timing over ``repeats`` rounds, its last output and its samples.
+    The order within a round is shuffled (seeded), so no variant always follows the same one (a
+    stored sweep leaves dirty pages whose write-back costs whatever runs next)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     outs: dict[str, Any] = {}
+    rng = np.random.default_rng(20261130)
+    labels = list(fns)
     for _ in range(repeats):
-        for label, fn in fns.items():
+        for i in rng.permutation(len(labels)):
+            label, fn = labels[i], fns[labels[i]]
             gc.collect()
             t = time.perf_counter()
             outs[label] = fn()
