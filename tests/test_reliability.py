@@ -126,16 +126,21 @@ def test_damaged_run_results_get_a_clear_error(tmp_path):
 
 
 # --- numerics at the edges ------------------------------------------------------------------------------------
+def assert_matches_reference(model, tr, a0, m0, t):
+    """The trajectory ``tr`` against the pure-NumPy/SciPy reference (Radau at rtol 1e-11) to 1e-6."""
+    m_ref, a_ref, _ = reference.solve_ode(model.s, model.c, model.lr_w, model.lr_a, a0, m0, t, rtol=1e-11,
+                                          atol=1e-13)
+    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+
+
 @pytest.mark.parametrize("m0", [1 - 1e-15, -(1 - 1e-15)])
 def test_m0_within_1e15_of_the_pole(m0):
     t = fs.log_times(1e6, 40)
     tr = fs.solve_ode(MODEL, 1.0, m0, t)
     assert tr.success and np.all(np.isfinite(tr.m)) and np.all(np.abs(tr.m) <= 1)
     assert tr.v[0] == pytest.approx(math.atanh(m0), rel=1e-12)  # v = artanh m0 = +-17.6, exactly
-    m_ref, a_ref, _ = reference.solve_ode(MODEL.s, MODEL.c, MODEL.lr_w, MODEL.lr_a, 1.0, m0, t, rtol=1e-11,
-                                          atol=1e-13)
-    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+    assert_matches_reference(MODEL, tr, 1.0, m0, t)
     with pytest.raises(ValueError, match=r"m0: the initial alignment must satisfy \|m0\| < 1"):
         fs.solve_ode(MODEL, 1.0, 1.0, t)
 
@@ -144,11 +149,8 @@ def test_a0_zero():
     # at a = 0 the first layer feels no gradient (dL/dm = 0): m stays put while a moves off zero
     t = fs.log_times(1e5, 30)
     tr = fs.solve_ode(MODEL, 0.0, 0.2, t)
-    m_ref, a_ref, _ = reference.solve_ode(MODEL.s, MODEL.c, MODEL.lr_w, MODEL.lr_a, 0.0, 0.2, t, rtol=1e-11,
-                                          atol=1e-13)
     assert tr.success
-    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
+    assert_matches_reference(MODEL, tr, 0.0, 0.2, t)
     assert fs.classify(MODEL, 0.0, 0.2, t_max=1e7).outcome[0] in ("learning", "unlearning", "lazy")
     with pytest.raises(ValueError, match="a0: must be != 0"):
         fs.solve_slow_flow(MODEL, 0.0, 0.2, [0.0, 1.0])
@@ -189,11 +191,8 @@ def test_thirty_hermite_orders():
     assert model.s.size == 31 and model.c.size == 31
     t = fs.log_times(1e6, 30)
     tr = fs.solve_ode(model, 1.0, 0.0, t)
-    m_ref, a_ref, _ = reference.solve_ode(model.s, model.c, model.lr_w, model.lr_a, 1.0, 0.0, t, rtol=1e-11,
-                                          atol=1e-13)
     assert tr.success
-    np.testing.assert_allclose(tr.m, m_ref, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(tr.a, a_ref, rtol=1e-6, atol=1e-8)
+    assert_matches_reference(model, tr, 1.0, 0.0, t)
     # the finite network with these coefficients: its exact population loss against Monte Carlo
     res = fs.train_sgd(model, 64, 32, 512, 0.05, 20, 1.0, record=3, progress=False, dtype="float64")
     assert np.all(np.isfinite(res.pop_loss)) and np.all(np.isfinite(res.m_mean))
