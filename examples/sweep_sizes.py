@@ -25,10 +25,6 @@ Needs xarray and netCDF4 (``pip install 'fastslow[sweep]'``) and matplotlib.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
 
 import matplotlib
 
@@ -37,10 +33,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter  # noqa: E402
 
-import fastslow as fs  # noqa: E402
+from _sweep_example import run_example_sweep  # noqa: E402
 from fastslow.plotting import OKABE_ITO  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -49,24 +44,10 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("store", nargs="?", default="results/sweep-sizes", help="sweep store (default: %(default)s)")
-    p.add_argument("--figure", type=Path, default=HERE / "figures" / "sweep_sizes.png")
-    args = p.parse_args()
-
-    spec = fs.load_sweep_spec(HERE / "sweep_sizes.toml")
-    print(f"sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
-          f"compute {', '.join(spec.compute)}, store {args.store}", flush=True)
-    start = time.perf_counter()
-    try:
-        ds = fs.sweep(spec, store=args.store)
-    except KeyboardInterrupt:
-        print(f"interrupted: the finished cells are kept in {args.store}; run the same command again to resume")
-        return 130
-    wall = time.perf_counter() - start
-    run = json.loads(ds.attrs["run"])
-    print(f"time: {wall:.1f} s ({run['tasks_run']} runs computed, {run['tasks_reused']} read back from the store; "
-          f"{run['cells_done']} of {run['cells']} cells done)")
+    started = run_example_sweep(__doc__, "sizes", unit="runs")
+    if isinstance(started, int):
+        return started  # Ctrl-C: the finished cells are in the store
+    args, spec, ds = started
 
     ds = ds.transpose("size", "seed", "record")
     err = ds["error"].values.astype(str)

@@ -1,0 +1,37 @@
+"""What the two sweep examples share: their command line, running the sweep into its store (with
+Ctrl-C kept resumable) and the one line of timing. Not an example itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import fastslow as fs
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_example_sweep(doc: str, name: str, unit: str = "tasks") -> tuple[argparse.Namespace, fs.SweepSpec, object] | int:
+    """Parse ``[STORE] [--figure PATH]``, run ``examples/sweep_NAME.toml`` into the store and print
+    its size and time. Returns ``(args, spec, dataset)``, or 130 after Ctrl-C (finished cells kept)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("store", nargs="?", default=f"results/sweep-{name}", help="sweep store (default: %(default)s)")
+    p.add_argument("--figure", type=Path, default=HERE / "figures" / f"sweep_{name}.png")
+    args = p.parse_args()
+
+    spec = fs.load_sweep_spec(HERE / f"sweep_{name}.toml")
+    print(f"sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
+          f"compute {', '.join(spec.compute)}, store {args.store}", flush=True)
+    start = time.perf_counter()
+    try:
+        ds = fs.sweep(spec, store=args.store)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished cells are kept in {args.store}; run the same command again to resume")
+        return 130
+    wall = time.perf_counter() - start
+    run = json.loads(ds.attrs["run"])
+    print(f"time: {wall:.1f} s ({run['tasks_run']} {unit} computed, {run['tasks_reused']} read back from the store; "
+          f"{run['cells_done']} of {run['cells']} cells done)")
+    return args, spec, ds
