@@ -35,3 +35,13 @@ def run_example_sweep(doc: str, name: str, unit: str = "tasks") -> tuple[argpars
     print(f"time: {wall:.1f} s ({run['tasks_run']} {unit} computed, {run['tasks_reused']} read back from the store; "
           f"{run['cells_done']} of {run['cells']} cells done)")
     return args, spec, ds
+
+
+def save_figure(fig: object, path: Path) -> None:
+    """Write ``fig`` to ``path`` (folders created) and close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"\nfigure: {path}")

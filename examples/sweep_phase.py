@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from _sweep_example import run_example_sweep  # noqa: E402
+from _sweep_example import run_example_sweep, save_figure  # noqa: E402
 from fastslow.plotting import OKABE_ITO  # noqa: E402
 
 OUTCOMES = ["learning", "lazy", "unlearning", "undetermined", "failed"]  # as plotting.phase_diagram
@@ -157,10 +157,7 @@ def main() -> int:
     ax.set_title("Growth exponent of a (measured where the cell unlearns by t = 1e7)", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("Sweep: tanh student, target h1 + c3 h3, lr_a / lr_w = 0.01 (limit ODE)", fontsize=11)
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure, dpi=120)
-    plt.close(fig)
-    print(f"\nfigure: {args.figure}")
+    save_figure(fig, args.figure)
     return 0
 
 

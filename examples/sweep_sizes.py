@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter  # noqa: E402
 
-from _sweep_example import run_example_sweep  # noqa: E402
+from _sweep_example import run_example_sweep, save_figure  # noqa: E402
 from fastslow.plotting import OKABE_ITO  # noqa: E402
 
 
@@ -123,10 +123,7 @@ def main() -> int:
     for a_ in (ax_m, ax_d):
         a_.grid(alpha=0.3)
     fig.suptitle("Sweep: tanh student, target h1 + 0.2 h3, a0 = 0.5, lr_w = lr_a = 1", fontsize=11)
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure, dpi=120)
-    plt.close(fig)
-    print(f"\nfigure: {args.figure}")
+    save_figure(fig, args.figure)
     return 0
 
 
