@@ -274,6 +274,59 @@ def test_store_of_another_spec_or_a_foreign_directory_is_refused(tmp_path):
         open_sweep(tmp_path / "nothing")
 
 
+def test_dataset_file_reads_back_as_xarray_writes_it(tmp_path):
+    # dataset.nc is written with the netCDF4 library directly (faster than xarray's to_netcdf):
+    # what xarray reads back must be identical to what its own writer gives, for every kind of
+    # variable a sweep has (floats, ints, bools, ASCII and non-ASCII strings, trajectories,
+    # SGD records, non-dimension coordinates), and for the NaN-filled arrays of cells not done.
+    from fastslow.sweep import _Results, _utf8_bytes, _write_netcdf4
+
+    phase = sweep(small_phase(), progress=False)
+    err = phase["error"].values.astype(object)
+    err[0, 0], err[1, 2] = "déjà vu: m0 ≤ 1", "ValueError: plain ascii"
+    phase["error"] = (phase["error"].dims, err.astype(str), phase["error"].attrs)
+    ensemble = sweep(sgd_spec(steps=10), progress=False)
+    empty = _Results(small_phase(compute="all", axes={"a0": [0.5, 1.0], "seed": [0, 1]})).dataset()
+    for i, ds in enumerate((phase, ensemble, empty)):
+        ds.attrs.pop("run", None)
+        ours, theirs = tmp_path / f"ours{i}.nc", tmp_path / f"theirs{i}.nc"
+        _write_netcdf4(ds, ours)
+        ds.to_netcdf(theirs, engine="netcdf4",
+                     encoding={k: {"dtype": "S1"} for k, v in ds.data_vars.items() if v.dtype.kind == "U"})
+        with xr.open_dataset(ours) as a, xr.open_dataset(theirs) as b:
+            xr.testing.assert_identical(a.load(), b.load())
+            assert {k: a[k].dtype for k in a.variables} == {k: b[k].dtype for k in b.variables}
+            enc = [{k: tuple(str(x[k].encoding.get(e)) for e in ("_FillValue", "dtype", "_Encoding", "coordinates"))
+                    for k in x.variables} for x in (a, b)]
+            assert enc[0] == enc[1]
+    with xr.open_dataset(tmp_path / "ours0.nc") as a:
+        assert a["error"].values[0, 0] == "déjà vu: m0 ≤ 1" and a["error"].values[1, 2] == "ValueError: plain ascii"
+    assert np.isnan(empty["ode_m"].values).all() and empty["ode_m"].shape == (2, 2, 13)
+    # the string encoder: as wide as the longest value, ASCII without a loop, UTF-8 otherwise
+    assert _utf8_bytes(np.array(["ab", "", "abc"], dtype="U10")).dtype == np.dtype("S3")
+    assert _utf8_bytes(np.array(["", ""])).tolist() == [b"", b""]
+    assert _utf8_bytes(np.array([["é", "x"]])).tolist() == [["é".encode(), b"x"]]
+
+
+def test_a_new_store_is_written_when_its_first_task_finishes(tmp_path):
+    # spec.json (fsynced) is written with the first shard, not before the first task starts; a
+    # store left empty (stopped before any task finished) is still a usable new store
+    from fastslow.sweep import _Store
+
+    store = tmp_path / "s"
+    st = _Store(store, small_phase())
+    assert store.is_dir() and list(store.iterdir()) == []
+    _Store(store, small_phase(axes={"a0": [1.0]}))  # empty: another spec may take it
+    st.write_shard("ode-0", {"cells": np.arange(2), "error": np.array(["", ""])})
+    assert json.loads((store / "spec.json").read_text())["fingerprint"] == small_phase().fingerprint
+    assert (store / "shards" / "ode-0.shard").exists()
+    with pytest.raises(SweepError, match="holds a different sweep"):
+        _Store(store, small_phase(axes={"a0": [1.0]}))
+    with pytest.raises(SweepError, match="not a directory"):
+        (tmp_path / "file").write_text("x")
+        _Store(tmp_path / "file", small_phase())
+
+
 def test_in_memory_sweep_and_bad_arguments():
     ds = sweep(small_phase(compute="analysis", axes={"a0": [0.5, 1.0]}), progress=False)
     assert ds["outcome"].values.tolist() == ["unlearning", "unlearning"] and "ode_m" not in ds

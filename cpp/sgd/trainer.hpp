@@ -77,6 +77,7 @@ class Trainer {
     G_.assign(n * d, T(0));
     r_.assign(B, 0.0);
     ga_.assign(n, T(0));
+    ga_part_.assign(std::size_t(step_blocks(cfg.batch, kRowGrain, kRowMin, 0)) * n, 0.0);
     initialise();
   }
 
@@ -237,9 +238,10 @@ class Trainer {
     have_batch_ = false;  // drawn block by block inside update(), where it is used
   }
 
-  // Rows [b0, b1) of the batch: draw (unless given), P = X W^T, the fused activation pass and
-  // the residuals.
-  void forward_block(int b0, int b1) {
+  // Rows [b0, b1) of the batch, row block `k`: draw (unless given), P = X W^T, the fused
+  // activation pass, the residuals, M and this block's part of sum_b r_b sigma(p_bi) (for grad a,
+  // in double, rows in order: the blocks are fixed, so the sum is the same for any threads).
+  void forward_block(int b0, int b1, int k) {
     const int d = cfg_.d, n = cfg_.n;
     const bool precise = sizeof(T) == 8;
     const bool noisy = cfg_.noise > 0.0;
@@ -258,6 +260,8 @@ class Trainer {
       blas::gemm(blas::NoTrans, blas::Trans, b1 - b0, ldp, d, T(1), X_.data() + std::size_t(b0) * d, d, W_.data(), d,
                  T(0), P_.data() + std::size_t(b0) * ldp, ldp);
     const double sqrt_noise = std::sqrt(cfg_.noise), inv_n = 1.0 / n, inv_B = 1.0 / cfg_.batch;
+    double* acc = ga_part_.data() + std::size_t(k) * n;
+    std::fill(acc, acc + n, 0.0);
     for (int b = b0; b < b1; ++b) {
       T* p = P_.data() + std::size_t(b) * ldp;
       const double zb = double(p[n]);
@@ -277,9 +281,12 @@ class Trainer {
       const double y = tgt_.value(zb) + sqrt_noise * double(xi_[b]);
       const double r = f - y;
       r_[b] = r;
-      // M_bi = r_b a_i sigma'(p_bi) / B, in place of sigma'
+      // M_bi = r_b a_i sigma'(p_bi) / B, in place of sigma'; and the grad-a sums r_b sigma(p_bi)
       const T rB = T(r * inv_B);
-      for (int i = 0; i < n; ++i) q[i] = rB * a_[i] * q[i];
+      for (int i = 0; i < n; ++i) {
+        acc[i] += r * double(p[i]);
+        q[i] = rB * a_[i] * q[i];
+      }
     }
   }
 
@@ -287,8 +294,9 @@ class Trainer {
   // allocating anything: a clear error instead of std::bad_alloc or the OOM killer.
   static void check_memory(const Config& c) {
     const double item = sizeof(T), d = c.d, n = c.n, B = c.batch;
+    const double rb = step_blocks(c.batch, kRowGrain, kRowMin, 0);
     const double need = item * (B * d + B * (n + 1) + B * n + n * d + (n + 1) * d + 4 * n + 2 * B) +
-                        8.0 * (n * n + n * d + B);  // + population loss: Q and W in double
+                        8.0 * (n * n + n * d + B + rb * n);  // + Q and W in double (population loss)
     double avail = -1.0;
     if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
       char line[256];
@@ -340,6 +348,7 @@ class Trainer {
     // it falls in the call's M tiling, so blocks tied to the thread count made float32 runs differ
     // in the last bit between 1 and 2 threads. Threads take contiguous runs of blocks.
     const int fb = step_blocks(B, kRowGrain, kRowMin, row_blocks_);
+    if (ga_part_.size() < std::size_t(fb) * n) ga_part_.resize(std::size_t(fb) * n);
 #pragma omp parallel num_threads(th)
     {
       const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -348,15 +357,15 @@ class Trainer {
       for (int k = k0; k < k1; ++k) {
         int b0, b1;
         block_of(B, fb, k, b0, b1);
-        forward_block(b0, b1);
+        forward_block(b0, b1, k);
       }
     }
     have_batch_ = false;
     double loss = 0.0;
     for (int b = 0; b < B; ++b) loss += 0.5 * r_[b] * r_[b];  // in order: independent of threads
     batch_loss_ = loss * inv_B;
-    // Backward, split over neurons: grad_a_i = mean_b r_b sigma(p_bi) and G = M^T X for the
-    // thread's block of neurons, then its updates.
+    // Backward, split over neurons: grad_a_i = mean_b r_b sigma(p_bi) from the row blocks' sums
+    // (in block order) and G = M^T X for the thread's block of neurons, then its updates.
     const double sw = cfg_.lr_w * cfg_.dt, sa = cfg_.lr_a * cfg_.dt;
     const int nb = step_blocks(n, kNeuronGrain, kNeuronMin, neuron_blocks_);
     bool finite = true;
@@ -369,14 +378,11 @@ class Trainer {
         block_of(n, nb, k0, i0, unused);
         block_of(n, nb, k1 - 1, unused, i1);
       }
-      // rows streamed in order (cache-friendly, and the same order for any thread count)
-      std::vector<double> acc(std::size_t(std::max(0, i1 - i0)), 0.0);
-      for (int b = 0; b < B; ++b) {
-        const T* srow = P_.data() + std::size_t(b) * (n + 1);
-        const double rb = r_[b];
-        for (int i = i0; i < i1; ++i) acc[std::size_t(i - i0)] += rb * double(srow[i]);
+      for (int i = i0; i < i1; ++i) {
+        double acc = 0.0;
+        for (int k = 0; k < fb; ++k) acc += ga_part_[std::size_t(k) * n + i];
+        ga_[i] = T(acc * inv_B);
       }
-      for (int i = i0; i < i1; ++i) ga_[i] = T(acc[std::size_t(i - i0)] * inv_B);
       for (int k = k0; k < k1; ++k) {  // one call per fixed block (see above)
         int j0, j1;
         block_of(n, nb, k, j0, j1);
@@ -415,7 +421,8 @@ class Trainer {
   double batch_loss_ = 0.0;
   bool have_batch_ = false;
   std::vector<T> W_, a_, X_, P_, D_, G_, ga_, xi_;
-  std::vector<double> r_;  // residuals f(x_b) - y_b
+  std::vector<double> r_;        // residuals f(x_b) - y_b
+  std::vector<double> ga_part_;  // per row block: sum_b r_b sigma(p_bi)
 };
 
 }  // namespace fastslow::sgd
