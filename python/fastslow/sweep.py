@@ -420,13 +420,18 @@ class SweepSpec:
         return {"base": self.base.to_dict(), "axes": [a.to_dict() for a in self.axes], "compute": list(self.compute),
                 "chunk": self.chunk}
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the canonical spec (what a store belongs to)."""
         d = self.to_dict()
         d["base"].pop("output", None)  # where figures go does not change the results
         text = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @functools.cached_property
+    def _json(self) -> str:
+        """``to_dict()`` as JSON (the dataset's ``spec`` attribute)."""
+        return json.dumps(self.to_dict())
 
     def cell_overrides(self, index: int) -> dict[str, Any]:
         """The config paths and values of cell ``index`` (C order over the axes)."""
@@ -1041,6 +1046,13 @@ def _nc_engine() -> str:
 # ------------------------------------------------------------------------------------------ assembly
 
 
+def _wide_enough(target: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``target`` (a unicode array), widened if ``values`` holds longer strings."""
+    if values.dtype.itemsize > target.dtype.itemsize:
+        return target.astype(values.dtype)
+    return target
+
+
 class _Results:
     """The dataset's arrays, filled in as shards arrive."""
 
@@ -1051,7 +1063,9 @@ class _Results:
         n = spec.n_cells
         self.t = log_times(spec.base.ode.t_max, spec.base.ode.points)
         R = spec.base.sgd.record
-        self.per_cell: dict[str, np.ndarray] = {"error": np.full(n, "", dtype=object)}
+        # strings as fixed-width unicode, widened when a longer value arrives (no conversion of
+        # 10,000 objects per dataset)
+        self.per_cell: dict[str, np.ndarray] = {}
         # trajectories (cells x times): made when first filled (see _series), not before the
         # first task can start: their pages cost ~1 ms per 10,000 x 21 here
         self.series: dict[str, np.ndarray | None] = {}
@@ -1062,11 +1076,11 @@ class _Results:
             for k in ("m_peak", "t_peak", "t_half", "m_final", "a_final"):
                 self.per_cell[k] = np.full(n, np.nan)
             self.per_cell["ode_status"] = np.full(n, -100, dtype=np.int32)
-            self.per_cell["ode_message"] = np.full(n, "", dtype=object)
+            self.per_cell["ode_message"] = np.zeros(n, dtype="U1")
         if "analysis" in spec.compute:
-            self.per_cell["outcome"] = np.full(n, "", dtype=object)
+            self.per_cell["outcome"] = np.zeros(n, dtype="U1")
             self.per_cell["exponent"] = np.full(n, np.nan)
-            self.per_cell["law"] = np.full(n, "", dtype=object)
+            self.per_cell["law"] = np.zeros(n, dtype="U1")
             self.per_cell["law_exponent"] = np.full(n, np.nan)
         if "sgd" in spec.compute:
             for k in _SGD_SERIES:
@@ -1075,7 +1089,7 @@ class _Results:
             self.per_cell["sgd_max_da"] = np.full(n, np.nan)
         # per task kind: which cells are done (a cell is done when all its tasks are)
         self.kind_done = {k: np.zeros(n, dtype=bool) for k in {t.kind for t in _plan(spec)}}
-        self.errors: dict[str, np.ndarray] = {k: np.full(n, "", dtype=object) for k in self.kind_done}
+        self.errors: dict[str, np.ndarray] = {k: np.zeros(n, dtype="U1") for k in sorted(self.kind_done)}
 
     def add(self, task_id: str, arrays: Mapping[str, np.ndarray]) -> int:
         """Fill in one shard; returns the number of its cells that failed."""
@@ -1087,11 +1101,15 @@ class _Results:
             target = self._series(k) if k in self.series else self.per_cell.get(k)
             if target is None:
                 continue  # an array this spec does not keep
+            if target.dtype.kind == "U":
+                v = np.asarray(v).astype(str)
+                target = self.per_cell[k] = _wide_enough(target, v)
             if target.ndim == 2:
                 target[cells, : v.shape[1]] = v
             else:
                 target[cells] = v
         err = np.asarray(arrays["error"]).astype(str)
+        self.errors[kind] = _wide_enough(self.errors[kind], err)
         self.errors[kind][cells] = err
         self.kind_done[kind][cells] = True
         return int(np.count_nonzero(err != ""))
@@ -1121,20 +1139,22 @@ class _Results:
             for p, v in zip(a.fields, a.values):
                 if p != a.name:
                     coords[p] = (a.name, v)
-        err = self.per_cell["error"].copy()
-        for kind, e in self.errors.items():
-            for i in np.flatnonzero(e != ""):
-                err[i] = e[i] if not err[i] else f"{err[i]}; {e[i]}"
+        kinds = list(self.errors.values())
+        err = kinds[0].copy() if kinds else np.zeros(spec.n_cells, dtype="U1")
+        for e in kinds[1:]:  # a cell's errors from each kind of task, joined by "; "
+            idx = np.flatnonzero(e != "")
+            if idx.size:
+                joined = [f"{a}; {b}" if a else b for a, b in zip(err[idx].tolist(), e[idx].tolist())]
+                err = _wide_enough(err, np.array(joined))
+                err[idx] = joined
         data: dict[str, Any] = {}
         for k in self.series:
             v = self._series(k)
             extra = "t" if k.startswith("ode_") else "record"
             data[k] = (dims + (extra,), v.reshape(shape + v.shape[1:]))
         for k, v in self.per_cell.items():
-            if k == "error":
-                continue
-            data[k] = (dims, (v.astype(str) if v.dtype == object else v).reshape(shape))
-        data["error"] = (dims, err.astype(str).reshape(shape))
+            data[k] = (dims, (v.copy() if v.dtype.kind == "U" else v).reshape(shape))
+        data["error"] = (dims, err.reshape(shape))
         data["done"] = (dims, self.done.reshape(shape))
         if "ode" in spec.compute:
             coords["t"] = ("t", self.t)
@@ -1143,7 +1163,7 @@ class _Results:
         from . import __version__
 
         attrs = {"title": "fastslow sweep", "fastslow_version": __version__, "fingerprint": spec.fingerprint,
-                 "spec": json.dumps(spec.to_dict()), "compute": ",".join(spec.compute)}
+                 "spec": spec._json, "compute": ",".join(spec.compute)}
         ds = xr.Dataset(data, coords=coords, attrs=attrs)
         _annotate(ds)
         return ds
@@ -1404,21 +1424,55 @@ def _run_threads(spec_dict: dict[str, Any], tasks: list[_Task], finish: Any, wor
         _run_pool(spec_dict, parallel, finish, pool=workers, threads=max(1, cores // workers), pipeline=False)
 
 
+class _PipelineLock:
+    """The in-process pipeline's lock (see ``_run_threads``): held around a task's C++ calls, so
+    tasks compute one at a time. Besides, one task at a time prepares its inputs, from its start
+    until its first C++ call: at the start of a sweep the first task then builds its models alone
+    instead of sharing the interpreter with the second, and the cores start computing sooner."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._compute = threading.Lock()
+        self._prepare = threading.Lock()
+        self._local = threading.local()
+
+    def start_task(self) -> None:
+        self._prepare.acquire()
+        self._local.preparing = True
+
+    def end_task(self) -> None:
+        if getattr(self._local, "preparing", False):
+            self._local.preparing = False
+            self._prepare.release()
+
+    def __enter__(self) -> "_PipelineLock":
+        self._compute.acquire()
+        self.end_task()  # prepared: the next task may start preparing
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._compute.release()
+
+
 def _run_pool(spec_dict: dict[str, Any], tasks: list[_Task], finish: Any, *, pool: int, threads: int,
               pipeline: bool) -> None:
     import concurrent.futures as cf
-    import threading
 
     from . import _core
 
     token = _core.CancelToken()
-    lock = threading.Lock() if pipeline else None
+    lock = _PipelineLock() if pipeline else None
 
     def work(task: _Task) -> dict[str, np.ndarray]:
         _core.bind_cancel_token(token)
+        if lock is not None:
+            lock.start_task()
         try:
             return run_task(spec_dict, task.id, task.kind, task.cells, threads, compute_lock=lock)
         finally:
+            if lock is not None:
+                lock.end_task()
             _core.bind_cancel_token(None)
 
     ex = cf.ThreadPoolExecutor(pool, thread_name_prefix="fastslow-sweep")
