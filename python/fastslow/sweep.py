@@ -982,10 +982,10 @@ def _write_netcdf4(ds: Any, path: str | os.PathLike) -> None:
     library, the way ``ds.to_netcdf(engine="netcdf4", encoding={strings: {"dtype": "S1"}})``
     writes it: the same dimensions, variables, ``_FillValue`` (NaN for floats), strings as UTF-8
     character arrays with ``_Encoding``, bools as int8 with ``dtype = "bool"``, the ``coordinates``
-    attributes; ``xarray.open_dataset`` reads back an identical dataset (tests). About twice as
-    fast: xarray's per-variable encoding machinery cost more than the HDF5 writes here (20 against
-    8 ms for a 100 x 100 phase diagram's numeric variables), and the sweep writes this file on its
-    way out, while nothing else runs."""
+    attributes; ``xarray.open_dataset`` reads back an identical dataset (tests). Faster: 27 ms
+    against 45 ms for a 100 x 100 phase diagram (bench/RESULTS.md), most of the rest being the
+    page cache (5.5 MB); xarray's per-variable encoding cost more than the HDF5 calls, and the
+    sweep writes this file on its way out, while nothing else runs."""
     import netCDF4
 
     variables = ds.variables  # data variables and coordinates
