@@ -66,11 +66,14 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Timing, Any]:
     return Timing.from_samples(samples), out
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[Timing, Any, list[float]]]:
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int,
+                after: Callable[[], None] | None = None) -> dict[str, tuple[Timing, Any, list[float]]]:
     """Time several variants round-robin (this machine's speed drifts: side by side, not one after
     the other): per variant its Timing over ``repeats`` rounds, its last output and its samples.
-    The order within a round is shuffled (seeded), so no variant always follows the same one (a
-    stored sweep leaves dirty pages whose write-back costs whatever runs next)."""
+    The order within a round is shuffled (seeded), so no variant always follows the same one.
+    ``after`` runs after each timed call, outside the timing (the phase workload deletes the
+    stores written: the kernel writes a file's dirty pages back 5-30 s later, which used to land in
+    whichever variant was being timed then, the direct call included)."""
     samples: dict[str, list[float]] = {k: [] for k in fns}
     outs: dict[str, Any] = {}
     rng = np.random.default_rng(20261130)
@@ -82,6 +85,8 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tu
             t = time.perf_counter()
             outs[label] = fn()
             samples[label].append(time.perf_counter() - t)
+            if after is not None:
+                after()
     return {k: (Timing.from_samples(v), outs[k], v) for k, v in samples.items()}
 
 
@@ -143,11 +148,15 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         variants = {"direct solve_ode_batch (again, beside the clusters)": direct_fn,
                     "sweep, Dask 1 worker process, store": lambda: run_store(client=client1),
                     "sweep, Dask 2 worker processes, store": lambda: run_store(client=client2)}
-    try:
-        timings = interleaved(variants, repeats)
-    finally:
+    def remove_stores() -> None:
         for d in stores:
             shutil.rmtree(d, ignore_errors=True)
+        stores.clear()
+
+    try:
+        timings = interleaved(variants, repeats, after=remove_stores)
+    finally:
+        remove_stores()
     first = next(iter(timings))
     direct_samples = np.array(timings[first][2])
     for label, (tm, out, samples) in timings.items():

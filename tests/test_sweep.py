@@ -317,9 +317,15 @@ def test_a_new_store_is_written_when_its_first_task_finishes(tmp_path):
     st = _Store(store, small_phase())
     assert store.is_dir() and list(store.iterdir()) == []
     _Store(store, small_phase(axes={"a0": [1.0]}))  # empty: another spec may take it
+    # what a run killed while writing spec.json leaves (a dead process's temporary, an empty
+    # shards/) still counts as empty, and the temporary goes when the store is written
+    (store / "shards").mkdir()
+    stale = store / ".spec.json.999999999.tmp"
+    stale.write_text("{")
+    st = _Store(store, small_phase())
     st.write_shard("ode-0", {"cells": np.arange(2), "error": np.array(["", ""])})
     assert json.loads((store / "spec.json").read_text())["fingerprint"] == small_phase().fingerprint
-    assert (store / "shards" / "ode-0.shard").exists()
+    assert (store / "shards" / "ode-0.shard").exists() and not stale.exists()
     with pytest.raises(SweepError, match="holds a different sweep"):
         _Store(store, small_phase(axes={"a0": [1.0]}))
     with pytest.raises(SweepError, match="not a directory"):

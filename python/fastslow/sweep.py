@@ -885,10 +885,18 @@ class _Store:
                                  "use another store or delete it")
             self.shards.mkdir(parents=True, exist_ok=True)
             self._remove_stale_temporaries()
-        elif self.path.exists() and any(p.name not in (".", "..") for p in self.path.iterdir()):
+        elif self.path.exists() and any(not self._leftover(p) for p in self.path.iterdir()):
             raise SweepError(f"store: {self.path} is not empty and holds no sweep; use an empty or new directory")
         else:  # fail now, not after the first task, if the directory cannot be made
             self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _leftover(p: Path) -> bool:
+        """What a run killed before its first file was written leaves in a new store: a temporary
+        ``.NAME.PID.tmp`` or an empty ``shards/``."""
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
+            return True
+        return p.name == "shards" and p.is_dir() and not any(p.iterdir())
 
     def _create(self) -> None:
         """A new store's ``shards/`` and ``spec.json`` (fsynced), made before its first file is
@@ -898,6 +906,7 @@ class _Store:
         if self._created:
             return
         self.shards.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
         _atomic_write(self.path / "spec.json", lambda fh: fh.write(json.dumps(self._meta, indent=1).encode()))
         self._created = True
 
