@@ -1450,14 +1450,17 @@ class _PipelineLock:
         self._prepare.acquire()
         self._local.preparing = True
 
-    def end_task(self) -> None:
+    def _done_preparing(self) -> None:
         if getattr(self._local, "preparing", False):
             self._local.preparing = False
             self._prepare.release()
 
+    def end_task(self) -> None:  # also after an error before any C++ call
+        self._done_preparing()
+
     def __enter__(self) -> "_PipelineLock":
         self._compute.acquire()
-        self.end_task()  # prepared: the next task may start preparing
+        self._done_preparing()  # the next task may start preparing
         return self
 
     def __exit__(self, *exc: Any) -> None:
