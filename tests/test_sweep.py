@@ -305,6 +305,7 @@ def test_dataset_file_reads_back_as_xarray_writes_it(tmp_path):
     # the string encoder: as wide as the longest value, ASCII without a loop, UTF-8 otherwise
     assert _utf8_bytes(np.array(["ab", "", "abc"], dtype="U10")).dtype == np.dtype("S3")
     assert _utf8_bytes(np.array(["", ""])).tolist() == [b"", b""]
+    assert _utf8_bytes(np.array(["a\x00bc", "d"])).tolist() == [b"a\x00bc", b"d"]
     assert _utf8_bytes(np.array([["é", "x"]])).tolist() == [["é".encode(), b"x"]]
 
 

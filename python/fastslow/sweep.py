@@ -981,7 +981,8 @@ def _utf8_bytes(a: np.ndarray) -> np.ndarray:
         return np.zeros(a.shape, dtype="S1")
     cp = a.view(np.uint32).reshape(a.shape + (n,))
     if int(cp.max()) < 128:
-        width = max(1, int(np.count_nonzero(cp, axis=-1).max()))  # no NUL inside a value
+        nz = cp != 0  # a value ends after its last non-NUL character (it may hold NULs inside)
+        width = max(1, int(np.max(np.where(nz.any(axis=-1), n - np.argmax(nz[..., ::-1], axis=-1), 0))))
         return np.ascontiguousarray(cp[..., :width]).astype(np.uint8).view(f"S{width}").reshape(a.shape)
     return np.array([x.encode("utf-8") for x in a.ravel()], dtype=bytes).reshape(a.shape)
 
