@@ -26,10 +26,16 @@ inline constexpr std::string_view activation_names[] = {"tanh",    "erf",       
 inline Activation activation_from_name(std::string_view name) {
   for (int i = 0; i < int(std::size(activation_names)); ++i)
     if (activation_names[i] == name) return Activation(i);
-  std::string allowed;
-  for (auto n : activation_names) allowed += (allowed.empty() ? "" : ", ") + std::string(n);
-  throw std::invalid_argument("activation: unknown name '" + std::string(name) +
-                              "'; allowed: " + allowed);
+  std::string msg = "activation: unknown name '";
+  msg.append(name);
+  msg += "'; allowed: ";
+  bool first = true;
+  for (auto n : activation_names) {
+    if (!first) msg += ", ";
+    msg.append(n);
+    first = false;
+  }
+  throw std::invalid_argument(msg);
 }
 
 inline double activation_value(Activation a, double z) {

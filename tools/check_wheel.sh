@@ -23,7 +23,7 @@ wheel=$(ls "$wheelhouse"/fastslow-*manylinux*.whl)
 python - "$wheel" <<'PY'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-for need in ("fastslow/_core.pyi", "fastslow/py.typed"):
+for need in ("fastslow/_core/__init__.pyi", "fastslow/_core/ode.pyi", "fastslow/_core/_testing.pyi", "fastslow/py.typed"):
     assert need in names, f"the wheel lacks {need}"
 assert any(n.startswith("fastslow.libs/libgomp") for n in names), "libgomp was not grafted into the wheel"
 assert not any("openblas" in n for n in names), "BLAS must come from the scipy-openblas32 dependency"

@@ -1,6 +1,7 @@
 // Many trajectories at once: an OpenMP loop over independent solves, each with its own state,
 // so results do not depend on the number of threads or the schedule.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <span>
@@ -34,7 +35,9 @@ inline BatchResult solve_batch(std::span<const LimitModel* const> models, std::s
   if (m0.size() != n) throw std::invalid_argument("m0: length must equal that of a0");
   if (!(models.size() == 1 || models.size() == n))
     throw std::invalid_argument("models: give one model or one per trajectory (" + std::to_string(n) + ")");
-  if (threads < 1) throw std::invalid_argument("threads: must be >= 1");
+  if (threads < 1 || threads > std::max(1, omp_get_num_procs()))
+    throw std::invalid_argument("threads: must be from 1 to the " + std::to_string(std::max(1, omp_get_num_procs())) +
+                                " processors, got " + std::to_string(threads));
   for (std::size_t i = 0; i < n; ++i) validate_inputs(m0[i], a0[i], t_eval, opt);
   BatchResult r;
   r.n = n;

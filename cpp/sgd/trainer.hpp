@@ -57,6 +57,9 @@ class Trainer {
     positive_int(cfg.n, "n");
     positive_int(cfg.batch, "batch");
     positive_int(cfg.threads, "threads");
+    if (cfg.threads > std::max(1, omp_get_num_procs()))
+      throw std::invalid_argument("threads: must be from 1 to the " + std::to_string(std::max(1, omp_get_num_procs())) +
+                                  " processors, got " + std::to_string(cfg.threads));
     check_memory(cfg);
     auto positive = [](double v, const char* f) {
       if (!(std::isfinite(v) && v > 0.0)) throw std::invalid_argument(std::string(f) + ": must be finite and > 0, got " + std::to_string(v));

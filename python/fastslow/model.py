@@ -18,12 +18,13 @@ import numpy as np
 
 from . import _core
 from ._validate import real_array
+from .params import lookup
 
 __all__ = ["Model", "HermiteSeries", "hermite_series", "ACTIVATIONS", "DEFAULT_MAX_ORDER", "DEFAULT_TAIL_TOL"]
 
 #: Named activations/targets. ``erf`` is ``erf(z / sqrt 2)``, ``gelu`` the exact ``z Phi(z)``,
 #: ``quadratic`` is ``z**2``.
-ACTIVATIONS: tuple[str, ...] = tuple(_core.activation_names())
+ACTIVATIONS: tuple[str, ...] = tuple(_core.hermite.activation_names())
 #: Highest Hermite order kept. Smooth activations are truncated far below it (tanh needs 87 for a
 #: squared tail below 1e-12); non-smooth ones such as ReLU, whose coefficients decay only as a
 #: power of k (ReLU: s_k^2 ~ k^(-5/2)), are capped here and report their tail.
@@ -107,13 +108,13 @@ def _quadrature(func: Callable[[np.ndarray], Any], max_order: int, field: str) -
     prev = None
     err = math.inf
     for n in (256, 512, 1024, 2048, 4096):
-        x, w = _core.gauss_hermite(n)
+        x, w = _core.hermite.gauss_hermite(n)
         vals = _evaluate(func, x, field)
         live = w > 0
         if not np.all(np.isfinite(vals[live])):
             i = int(np.flatnonzero(live & ~np.isfinite(vals))[0])
             raise ValueError(f"{field}: the function is not finite at z = {x[i]:.6g}")
-        coef = _core.hermite_project(vals, x, w, max_order)
+        coef = _core.hermite.project(vals, x, w, max_order)
         m2 = float(np.dot(w[live], vals[live] ** 2))
         if prev is not None:
             err = float(np.max(np.abs(coef - prev)))
@@ -163,12 +164,12 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
         if name not in ACTIVATIONS:
             raise ValueError(f"{field}: unknown name {spec!r}; allowed: {', '.join(ACTIVATIONS)}, "
                              "a dict of Hermite coefficients, or a callable")
-        closed = _core.closed_form_coefficients(name, max_order)
+        closed = _core.hermite.closed_form_coefficients(name, max_order)
         if closed is not None:
-            m2 = _core.closed_form_second_moment(name)
+            m2 = _core.hermite.closed_form_second_moment(name)
             coef, source = closed, "closed form"
         else:
-            coef, m2, qerr, n = _quadrature(lambda z: _core.activation(name, z), max_order, field)
+            coef, m2, qerr, n = _quadrature(lambda z: _core.hermite.activation(name, z), max_order, field)
             coef = np.where(np.abs(coef) < ZERO_TOL, 0.0, coef)
             source = f"quadrature ({n} nodes)"
         description = name
@@ -225,13 +226,11 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
     return HermiteSeries(coef, coef.size - 1, tail, source, qerr, description)
 
 
-def _positive(value: Any, field: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}: must be a real number > 0, got {value!r}") from None
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{field}: must be finite and > 0, got {value!r}")
+def as_model(x: Any, name: str = "model") -> "Model":
+    """``x`` if it is a :class:`Model`, else a ``TypeError`` naming ``name`` (the one check of the
+    model argument that every entry point uses)."""
+    if not isinstance(x, Model):
+        raise TypeError(f"{name}: expected a fastslow.Model, got {type(x).__name__}")
     return x
 
 
@@ -269,23 +268,18 @@ class Model:
                  tol: float = DEFAULT_TAIL_TOL) -> None:
         if target is None:
             target = {1: 1.0}
-        self.lr_w = _positive(lr_w, "lr_w")
-        self.lr_a = _positive(lr_a, "lr_a")
-        try:
-            self.noise = float(noise)
-        except (TypeError, ValueError):
-            raise ValueError(f"noise: must be a real number >= 0, got {noise!r}") from None
-        if not (math.isfinite(self.noise) and self.noise >= 0):
-            raise ValueError(f"noise: must be finite and >= 0 (a variance), got {noise!r}")
-        if not isinstance(centred, (bool, np.bool_)) and not (isinstance(centred, int) and centred in (0, 1)):
-            raise ValueError(f"centred: must be True or False, got {centred!r}")
-        self.centred = bool(centred)
+        self.lr_w = lookup("lr_w").check(lr_w, "lr_w")
+        self.lr_a = lookup("lr_a").check(lr_a, "lr_a")
+        self.noise = lookup("noise").check(noise, "noise")
+        self.centred = lookup("centred").check(centred, "centred")
+        max_order = lookup("max_order").check(max_order, "max_order")
+        tol = lookup("tol").check(tol, "tol")
         self.activation_series = hermite_series(activation, field="activation", centred=self.centred,
                                                 max_order=max_order, tol=tol)
         self.target_series = hermite_series(target, field="target", max_order=max_order, tol=tol)
         self._spec = {"activation": activation, "target": target, "max_order": max_order, "tol": tol}
         extra = 0.5 * self.target_series.tail + 0.5 * self.noise
-        self._core = _core.LimitModel(self.s, self.c, self.lr_w, self.lr_a, extra)
+        self._core = _core.model.LimitModel(self.s, self.c, self.lr_w, self.lr_a, extra)
 
     # -- coefficients -------------------------------------------------------------------------
     @property
@@ -304,29 +298,30 @@ class Model:
         return self.lr_a / self.lr_w
 
     @property
-    def core(self) -> "_core.LimitModel":
+    def core(self) -> "_core.model.LimitModel":
         """The C++ model (for the integrator)."""
         return self._core
 
-    def simulator_functions(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """How the SGD simulator evaluates the activation and the target.
+    def simulator_functions(self) -> tuple[Any, Any]:
+        """How the SGD simulator evaluates the activation and the target (``_core.sgd.Function``).
 
         Named functions are evaluated exactly (a centred one minus its constant coefficient);
         coefficient lists and callables through their Hermite series.
         """
+        F = _core.sgd.Function
         act = self._spec["activation"]
         if isinstance(act, str):
             name = act.strip().lower()
             offset = float(hermite_series(name, max_order=self._spec["max_order"]).coefficients[0]) if self.centred else 0.0
-            act_spec = {"kind": "named", "name": name, "offset": offset}
+            act_fn = F.named(name, offset)
         else:
-            act_spec = {"kind": "hermite", "coefficients": np.asarray(self.s, dtype=float)}
+            act_fn = F.hermite(np.asarray(self.s, dtype=float), "activation")
         tgt = self._spec["target"]
         if isinstance(tgt, str):
-            tgt_spec = {"kind": "named", "name": tgt.strip().lower(), "offset": 0.0}
+            tgt_fn = F.named(tgt.strip().lower(), 0.0)
         else:
-            tgt_spec = {"kind": "hermite", "coefficients": np.asarray(self.c, dtype=float)}
-        return act_spec, tgt_spec
+            tgt_fn = F.hermite(np.asarray(self.c, dtype=float), "target")
+        return act_fn, tgt_fn
 
     def replace(self, **changes: Any) -> "Model":
         """A copy with some constructor arguments changed (``lr_a=...``, ``target=...``)."""

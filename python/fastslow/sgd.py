@@ -1,298 +1,254 @@
-"""The finite network trained by large-batch online SGD (C++ core), and its comparison with the
-limit ODE.
+"""The finite network trained by large-batch online SGD (level ``"sgd"``), in the C++ core.
 
-``train_sgd`` runs the simulator of MODEL.md section 1 and records order parameters, the batch
-loss and the exact population loss of the finite network; ``compare`` measures how far the
-SGD means are from an ODE trajectory.
+:class:`SGDTrainer` holds one network and steps it; :func:`train_sgd` runs it to a number of steps
+and records the order parameters: the means and spreads over neurons of the alignments
+``m_i = w_i . theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
+loss of the finite network. Every step draws a fresh Gaussian batch from counter-based streams
+keyed by ``(seed, step, row)``, so results do not depend on the number of threads, and a run
+resumed from a checkpoint equals the uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _core
-from .model import Model
-from .ode import Trajectory, default_threads
+from . import _validate as V
+from ._runtime import check_memory, resolve_threads
+from .checkpoint import CHECKPOINT_VERSION, RECORD_COLUMNS, check_signature, load_checkpoint, save_checkpoint
+from .model import Model, as_model
+from .params import lookup
+from .trajectory import Status, Trajectory
 
-__all__ = ["SGDResult", "Comparison", "TrainingInterrupted", "train_sgd", "make_trainer", "SGDTrainer", "compare",
-           "record_steps", "load_checkpoint"]
+__all__ = ["SGDTrainer", "OrderParameters", "TrainingInterrupted", "train_sgd", "record_steps", "memory_estimate",
+           "DTYPES"]
 
-DTYPES = {"float32": (np.float32, "SGDTrainer32"), "float64": (np.float64, "SGDTrainer64")}
-_MAX_STEPS = 2**32 - 1  # the step counter is one 32-bit word of the random stream's counter
+DTYPES: dict[str, Any] = {"float32": np.float32, "float64": np.float64}
+_TRAINERS = {"float32": "Trainer32", "float64": "Trainer64"}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train_sgd`; ``.result`` holds everything recorded until then."""
+    """Ctrl-C during :func:`train_sgd`; ``.result`` holds the records made until then (a
+    :class:`~fastslow.Trajectory` with status ``interrupted``)."""
 
-    def __init__(self, result: "SGDResult") -> None:
-        super().__init__(f"training interrupted at step {int(result.step[-1]) if result.step.size else 0}; "
-                         "the records so far are in .result")
+    def __init__(self, result: Trajectory) -> None:
+        last = int(result.step[-1]) if result.t.size else 0
+        super().__init__(f"training interrupted at step {last}; the records so far are in .result")
         self.result = result
 
 
 @dataclass(frozen=True)
-class SGDResult:
-    """Recorded statistics of an SGD run.
+class OrderParameters:
+    """The means and spreads over neurons of ``m_i = w_i . theta`` and ``a_i``."""
 
-    Attributes
-    ----------
-    t, step : ndarray
-        ODE time ``step * dt`` and step index of each record.
-    m_mean, m_std, a_mean, a_std : ndarray
-        Mean and spread over neurons of the alignments ``m_i = w_i . theta`` and weights ``a_i``.
-    batch_loss : ndarray
-        ``mean_b (f(x_b) - y_b)^2 / 2`` of the batch of the step just taken (NaN at step 0).
-    pop_loss : ndarray
-        Exact population loss of the finite network (no sampling noise), from ``Q = W W^T`` and
-        Mehler's formula, with the Hermite series of the model (exact up to its reported tails).
-    params : dict
-        Sizes, rates, seed, dtype, threads and the model.
-    wall_time : float
-        Seconds spent.
-    """
-
-    t: np.ndarray
-    step: np.ndarray
-    m_mean: np.ndarray
-    m_std: np.ndarray
-    a_mean: np.ndarray
-    a_std: np.ndarray
-    batch_loss: np.ndarray
-    pop_loss: np.ndarray
-    params: dict = field(default_factory=dict, compare=False)
-    wall_time: float = field(default=0.0, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "params"}
-        p = dict(self.params)
-        if isinstance(p.get("model"), Model):
-            p["model"] = p["model"].to_dict()
-        d["params"] = p
-        return d
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """SGD means minus the ODE at the recorded times, and the largest deviations."""
-
-    t: np.ndarray
-    dm: np.ndarray
-    da: np.ndarray
-    max_dm: float
-    max_da: float
+    m_mean: float
+    m_std: float
+    a_mean: float
+    a_std: float
 
 
 def record_steps(steps: int, record: Any = 50, spacing: str = "log") -> np.ndarray:
     """Step indices at which to record: ``record`` points (log- or linearly spaced, always
     including 0 and ``steps``), or an explicit increasing array of steps."""
-    from ._validate import integer
-
-    steps = integer(steps, "steps", lo=0, hi=10**12)
-    if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
-        if record < 2:
-            raise ValueError(f"record: need at least 2 record points, got {record}")
-        if record > 1_000_000:
-            raise ValueError(f"record: at most 1,000,000 record points, got {record}")
+    steps = V.integer(steps, "steps", lo=0, hi=10**12)
+    if isinstance(record, (int, np.integer)) and not isinstance(record, (bool, np.bool_)):
+        record = V.integer(record, "record", lo=2, hi=1_000_000)
+        V.choice(spacing, "spacing", ("log", "linear"))
         if spacing == "log":
             pts = np.geomspace(1, steps, record - 1) if steps >= 1 else np.array([])
-        elif spacing == "linear":
-            pts = np.linspace(0, steps, record)
         else:
-            raise ValueError(f"spacing: must be 'log' or 'linear', got {spacing!r}")
+            pts = np.linspace(0, steps, record)
         out = np.unique(np.concatenate([[0, steps], np.round(pts)]).astype(np.int64))
         return out[(out >= 0) & (out <= steps)]
+    if isinstance(record, (str, bytes, bool, float)) or record is None:
+        raise TypeError(f"record: give a number of record points or a 1-D array of integer steps, got "
+                        f"{V.show(record)}")
     arr = np.asarray(record)
-    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError("record: give a number of record points or a 1-D array of integer steps")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"record: an array of record steps must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"record: must be a non-empty 1-D array of steps, got shape {arr.shape}")
     if arr[0] < 0 or arr[-1] > steps or np.any(np.diff(arr) <= 0):
         raise ValueError(f"record: steps must be strictly increasing within [0, {steps}]")
     return arr.astype(np.int64)
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def memory_estimate(d: int, n: int, batch: int, dtype: str) -> int:
     """Bytes the simulator allocates: X (B x d), [P | z] (B x (n+1)), M (B x n), G (n x d), [W; theta]
     ((n+1) x d), a and small vectors, and for the population loss Q (n x n) and W in double."""
-    item = np.dtype(DTYPES[dtype][0]).itemsize
+    item = np.dtype(DTYPES[dtype]).itemsize
     return (item * (batch * d + batch * (n + 1) + batch * n + n * d + (n + 1) * d + 2 * n + 2 * batch)
             + 8 * (n * n + n * d + batch))
 
 
-def _positive_int(value: Any, field: str, upper: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{field}: must be a positive integer, got {value!r}")
-    if value <= 0 or (upper is not None and value > upper):
-        hi = f" and <= {upper}" if upper is not None else ""
-        raise ValueError(f"{field}: must be > 0{hi}, got {value!r}")
-    return int(value)
-
-
-def make_trainer(model: Model, d: int, n: int, batch: int, dt: float, a0: float, m0: float = 0.0, *, seed: int = 0,
-                 dtype: str = "float32", threads: int | None = None):
-    """A step-by-step C++ trainer (``fastslow._core.SGDTrainer32/64``): ``.step(k)``/``.run(k)``, ``.W``,
-    ``.a``, ``.theta`` (numpy views, no copies), ``.order_parameters()``, ``.population_loss(...)``."""
-    if not isinstance(model, Model):
-        raise ValueError(f"model: expected a fastslow.Model, got {type(model).__name__}")
-    d = _positive_int(d, "d", 2**31 - 1)
-    n = _positive_int(n, "n", 2**31 - 1)
-    batch = _positive_int(batch, "batch", 2**31 - 1)
-    if d < 2:
-        raise ValueError(f"d: must be >= 2, got {d}")
-    try:
-        dt = float(dt)
-        a0 = float(a0)
-        m0 = float(m0)
-    except (TypeError, ValueError):
-        raise ValueError("dt, a0, m0: must be real numbers") from None
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt: must be finite and > 0, got {dt!r}")
-    if not math.isfinite(a0):
-        raise ValueError(f"a0: must be finite, got {a0!r}")
-    if not (math.isfinite(m0) and abs(m0) <= 1):
-        raise ValueError(f"m0: must be in [-1, 1], got {m0!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
-    if threads is None:
-        threads = default_threads()
-    threads = _positive_int(threads, "threads", os.cpu_count() or 1)
-    need = memory_estimate(d, n, batch, dtype)
-    avail = _available_memory()
-    if avail is not None and need > 0.9 * avail:
-        raise ValueError(f"d, n, batch: the simulator needs about {need / 2**30:.2f} GiB but only "
-                         f"{avail / 2**30:.2f} GiB are available; reduce d, n or batch")
-    act, tgt = model.simulator_functions()
-    cls = getattr(_core, DTYPES[dtype][1])
-    return cls(d, n, batch, dt, model.lr_w, model.lr_a, model.noise, int(seed), a0, m0, threads, act, tgt)
-
-
-CHECKPOINT_VERSION = 1
-
-
-def _run_signature(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float, seed: int,
-                   dtype: str, rec: np.ndarray) -> dict[str, Any]:
-    """Everything that determines a run: a checkpoint only resumes a run with the same signature."""
-    md = model.to_dict()
-    return {"version": CHECKPOINT_VERSION, "d": d, "n": n, "batch": batch, "dt": float(dt), "steps": steps,
-            "a0": float(a0), "m0": float(m0), "seed": int(seed), "dtype": dtype, "record": rec.tolist(),
-            "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
-
-
-def save_checkpoint(path: str | os.PathLike, trainer: Any, signature: dict[str, Any], cols: dict[str, list]) -> None:
-    """Write the full state atomically: a temporary file in the same folder, fsync, rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".fastslow-ckpt-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, W=np.array(trainer.W), a=np.array(trainer.a), theta=np.array(trainer.theta),
-                     step=np.int64(trainer.step_count), signature=np.array(json.dumps(signature)),
-                     **{f"rec_{k}": np.asarray(v) for k, v in cols.items()})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`train_sgd`; a damaged file gets a clear ``ValueError``."""
-    path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        data["signature"] = json.loads(str(data["signature"]))
-        for key in ("W", "a", "theta", "step"):
-            if key not in data:
-                raise KeyError(key)
-    except FileNotFoundError:
-        raise ValueError(f"resume: no checkpoint at {path!r}") from None
-    except Exception as exc:
-        raise ValueError(f"resume: {path!r} is not a readable fastslow checkpoint ({type(exc).__name__}: {exc})") from None
-    return data
-
-
-def _check_signature(saved: dict[str, Any], current: dict[str, Any], path: str) -> None:
-    for key in current:
-        if saved.get(key) != current[key]:
-            if key == "model":
-                diff = [k for k in current["model"] if saved.get("model", {}).get(k) != current["model"][k]]
-                key = "model." + (diff[0] if diff else "?")
-            raise ValueError(f"resume: the checkpoint {path!r} is from a different configuration: {key} differs "
-                             f"(checkpoint {saved.get(key.split('.')[0])!r:.80}); start a new run or use the same settings")
-
-
-def _trim(cols: dict[str, list]) -> None:
-    size = min(len(v) for v in cols.values())
-    for v in cols.values():
-        del v[size:]
-
-
-#: ``fastslow.SGDTrainer(model, d, n, batch, dt, a0, ...)``: the reusable C++ trainer, for step-by-step use.
-SGDTrainer = make_trainer
-
-
-def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0, *,
-              seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
-              threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
-              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None) -> SGDResult:
-    """Train the finite network by large-batch online SGD and record its order parameters.
+class SGDTrainer:
+    """One finite network under large-batch online SGD, stepped from Python (the C++ trainer).
 
     Parameters
     ----------
     model : Model
         Activation, target, learning rates and label noise.
     d, n, batch : int
-        Input dimension, width and batch size.
+        Input dimension (>= 2), width and batch size.
     dt : float
         Step in ODE time (``t = step * dt``).
-    steps : int
-        Number of SGD steps (at most 2**32 - 1).
     a0, m0 : float
         Initial second-layer weight and alignment (``w_i = m0 theta + sqrt(1 - m0^2) u_i``).
     seed : int
         Seed of the counter-based random streams (data, noise, initialisation, teacher).
     dtype : {"float32", "float64"}
-    record : int or array of int
-        Number of record points (spaced by ``spacing``) or the steps to record at.
     threads : int, optional
-        OpenMP and OpenBLAS threads (set together, never more than the cores; results do not
-        depend on it).
+        OpenMP threads, from 1 to the usable cores (results do not depend on it).
+
+    Attributes
+    ----------
+    W, a, theta : ndarray
+        Views (no copies) of the first-layer rows, the second layer and the teacher direction.
+    step_count : int
+    t : float
+        ``step_count * dt``.
+    """
+
+    def __init__(self, model: Model, *, d: int, n: int, batch: int, dt: float, a0: float, m0: float = 0.0,
+                 seed: int = 0, dtype: str = "float32", threads: int | None = None) -> None:
+        self.model = as_model(model)
+        self.d = lookup("d").check(d, "d")
+        self.n = lookup("n").check(n, "n")
+        self.batch = lookup("batch").check(batch, "batch")
+        self.dt = lookup("dt").check(dt, "dt")
+        self.a0 = lookup("a0").check(a0, "a0")
+        self.m0 = V.real(m0, "m0", lo=-1.0, hi=1.0)
+        self.seed = V.integer(seed, "seed", lo=0, hi=2**64 - 1)
+        self.dtype = V.choice(dtype, "dtype", tuple(DTYPES))
+        self.threads = resolve_threads(threads)
+        check_memory(memory_estimate(self.d, self.n, self.batch, self.dtype), "d, n, batch", "the simulator's buffers",
+                     hint="reduce d, n or batch")
+        act, tgt = self.model.simulator_functions()
+        config = _core.sgd.TrainerConfig(d=self.d, n=self.n, batch=self.batch, dt=self.dt, lr_w=self.model.lr_w,
+                                         lr_a=self.model.lr_a, noise=self.model.noise, seed=self.seed, a0=self.a0,
+                                         m0=self.m0, threads=self.threads)
+        self._raw = getattr(_core.sgd, _TRAINERS[self.dtype])(config, act, tgt)
+        s = np.asarray(self.model.s, float)
+        self._loss_args = (s, np.asarray(self.model.c, float), float(np.sum(s**2) + self.model.activation_series.tail),
+                           float(self.model.target_series.tail))
+
+    def run(self, steps: int) -> int:
+        """Take ``steps`` SGD steps (GIL released; Ctrl-C raises ``KeyboardInterrupt`` between
+        steps, with the state consistent). Returns the number of steps taken."""
+        steps = V.integer(steps, "steps", lo=0, hi=2**32 - 1)
+        return int(self._raw.run(steps))
+
+    def step(self, steps: int = 1) -> int:
+        """Take ``steps`` steps (default one); see :meth:`run`."""
+        return self.run(steps)
+
+    @property
+    def W(self) -> np.ndarray:
+        return self._raw.W
+
+    @property
+    def a(self) -> np.ndarray:
+        return self._raw.a
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self._raw.theta
+
+    @property
+    def step_count(self) -> int:
+        return int(self._raw.step_count)
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self._raw.set_step_count(V.integer(value, "step_count", lo=0, hi=2**32 - 1))
+
+    @property
+    def t(self) -> float:
+        return self.step_count * self.dt
+
+    @property
+    def batch_loss(self) -> float:
+        """``mean_b (f(x_b) - y_b)^2 / 2`` of the batch of the last step (0 before the first)."""
+        return float(self._raw.batch_loss)
+
+    def order_parameters(self) -> OrderParameters:
+        op = self._raw.order_parameters()
+        return OrderParameters(op.m_mean, op.m_std, op.a_mean, op.a_std)
+
+    def alignments(self) -> np.ndarray:
+        """``m_i = w_i . theta`` of every neuron."""
+        return np.asarray(self._raw.alignments())
+
+    def population_loss(self) -> float:
+        """The exact population loss of the network as it is (no sampling): from ``Q = W W^T`` and
+        Mehler's formula with the model's Hermite series (exact up to their reported tails)."""
+        return float(self._raw.population_loss(*self._loss_args))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of ``W``, ``a`` and ``theta`` (with :attr:`step_count`, the whole state)."""
+        return {"W": np.array(self.W), "a": np.array(self.a), "theta": np.array(self.theta)}
+
+    def load_state(self, state: dict[str, np.ndarray], step: int) -> None:
+        """Restore a :meth:`state` and the step count (resuming a checkpoint)."""
+        for k in ("W", "a", "theta"):
+            v = np.asarray(state[k])
+            target = getattr(self, k)
+            if v.shape != target.shape:
+                raise ValueError(f"resume: {k} has shape {v.shape}, this network's is {target.shape}")
+            target[...] = v
+        self.step_count = step
+
+    def __repr__(self) -> str:
+        op = self.order_parameters()
+        return (f"SGDTrainer(d={self.d}, n={self.n}, batch={self.batch}, dt={self.dt:g}, {self.dtype}, seed={self.seed}, "
+                f"step {self.step_count}: m_mean = {op.m_mean:.4g}, a_mean = {op.a_mean:.4g})")
+
+
+def _signature(tr: SGDTrainer, steps: int, rec: np.ndarray) -> dict[str, Any]:
+    """Everything that determines a run: a checkpoint only resumes a run with the same signature."""
+    md = tr.model.to_dict()
+    return {"version": CHECKPOINT_VERSION, "d": tr.d, "n": tr.n, "batch": tr.batch, "dt": tr.dt, "steps": steps,
+            "a0": tr.a0, "m0": tr.m0, "seed": tr.seed, "dtype": tr.dtype, "record": rec.tolist(),
+            "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
+
+
+def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
+              seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
+              threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
+              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None) -> Trajectory:
+    """Train the finite network by large-batch online SGD and record its order parameters.
+
+    Parameters
+    ----------
+    model : Model
+    d, n, batch, dt, a0, m0, seed, dtype, threads
+        As for :class:`SGDTrainer`.
+    steps : int
+        Number of SGD steps (at most 2**32 - 1).
+    record : int or array of int
+        Number of record points (spaced by ``spacing``, ``"log"`` or ``"linear"``) or the steps to
+        record at.
     progress : bool
-        Show a progress bar (tqdm) on a terminal.
+        A progress bar (tqdm) when standard error is a terminal.
     checkpoint : path, optional
-        Write the full state (weights, step, records; the random streams need nothing more, being
-        keyed by the step) to this ``.npz`` file atomically, at record points at most every
+        Write the full state to this ``.npz`` file atomically: at record points at most every
         ``checkpoint_every`` seconds, at the end, and on Ctrl-C.
     resume : path, optional
         Continue the run saved in this checkpoint; the result equals an uninterrupted run. The
-        configuration must match the checkpoint's (a mismatch is a ``ValueError`` naming the field).
+        settings must match the checkpoint's (a mismatch is a ``ValueError`` naming the field).
+
+    Returns
+    -------
+    Trajectory
+        Level ``"sgd"``: ``m``, ``a`` the means over neurons, ``loss`` the exact population loss of
+        the finite network; ``series``: ``step``, ``m_std``, ``a_std``, ``batch_loss`` (NaN at step
+        0); ``stats``: ``wall_time``.
 
     Raises
     ------
@@ -301,110 +257,107 @@ def train_sgd(model: Model, d: int, n: int, batch: int, dt: float, steps: int, a
     RuntimeError
         When the run diverges (the message names the step and the order parameters).
     """
-    steps = _positive_int(steps, "steps", _MAX_STEPS)
+    steps = lookup("steps").check(steps, "steps")
     rec = record_steps(steps, record, spacing)
-    if not (isinstance(checkpoint_every, (int, float)) and checkpoint_every >= 0):
-        raise ValueError(f"checkpoint_every: must be a number of seconds >= 0, got {checkpoint_every!r}")
-    trainer = make_trainer(model, d, n, batch, dt, a0, m0, seed=seed, dtype=dtype, threads=threads)
-    signature = _run_signature(model, d, n, batch, dt, steps, a0, m0, seed, dtype, rec)
-    s = np.asarray(model.s, float)
-    c = np.asarray(model.c, float)
-    second = float(np.sum(s**2) + model.activation_series.tail)
-    tail_c = float(model.target_series.tail)
-    cols: dict[str, list[float]] = {k: [] for k in ("step", "m_mean", "m_std", "a_mean", "a_std", "batch_loss", "pop_loss")}
-    params = {"model": model, "d": d, "n": n, "batch": batch, "dt": float(dt), "steps": steps, "a0": float(a0),
-              "m0": float(m0), "seed": int(seed), "dtype": dtype,
-              "threads": threads if threads is not None else default_threads()}
+    checkpoint_every = V.real(checkpoint_every, "checkpoint_every", lo=0.0)
+    progress = V.flag(progress, "progress")
+    ck_path = _check_path(checkpoint, "checkpoint") if checkpoint is not None else None
+    trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads)
+    signature = _signature(trainer, steps, rec)
+    cols: dict[str, list[float]] = {k: [] for k in RECORD_COLUMNS}
+    params = {"model": trainer.model.to_dict(), "d": trainer.d, "n": trainer.n, "batch": trainer.batch,
+              "dt": trainer.dt, "steps": steps, "a0": trainer.a0, "m0": trainer.m0, "seed": trainer.seed,
+              "dtype": trainer.dtype, "threads": trainer.threads}
+    if resume is not None:
+        state = load_checkpoint(resume)
+        check_signature(state["signature"], signature, os.fspath(resume))
+        trainer.load_state(state, int(state["step"]))
+        restored_loss = float(state["batch_loss"])
+        for k in RECORD_COLUMNS:
+            cols[k] = state[f"rec_{k}"].tolist()
+    else:
+        restored_loss = float("nan")
+    resumed_at = trainer.step_count
 
     def record_now(batch_loss: float) -> None:
         op = trainer.order_parameters()
-        row = {"step": trainer.step_count, "batch_loss": batch_loss,
-               "pop_loss": trainer.population_loss(s, c, second, tail_c), **{k: op[k] for k in op}}
-        for k in cols:
+        row = {"step": trainer.step_count, "m": op.m_mean, "m_std": op.m_std, "a": op.a_mean, "a_std": op.a_std,
+               "batch_loss": batch_loss, "loss": trainer.population_loss()}
+        for k in RECORD_COLUMNS:  # appended together: a Ctrl-C cannot land between them
             cols[k].append(row[k])
 
-    def result(wall: float) -> SGDResult:
-        arr = {k: np.asarray(v, dtype=np.int64 if k == "step" else float) for k, v in cols.items()}
-        return SGDResult(t=arr["step"] * float(dt), wall_time=wall, params=params, **arr)
+    def result(wall: float, status: Status = Status.SUCCESS, message: str = "") -> Trajectory:
+        step = np.asarray(cols["step"], dtype=np.int64)
+        arr = {k: np.asarray(cols[k], dtype=float) for k in RECORD_COLUMNS if k != "step"}
+        return Trajectory(level="sgd", t=step * trainer.dt, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
+                          message=message, series={"step": step, "m_std": arr["m_std"], "a_std": arr["a_std"],
+                                                   "batch_loss": arr["batch_loss"]},
+                          stats={"wall_time": wall}, params=params)
 
-    resumed_from = 0
-    if resume is not None:
-        state = load_checkpoint(resume)
-        _check_signature(state["signature"], signature, os.fspath(resume))
-        trainer.W[...] = state["W"]
-        trainer.a[...] = state["a"]
-        trainer.theta[...] = state["theta"]
-        trainer.set_step_count(int(state["step"]))
-        for k in cols:
-            cols[k] = state[f"rec_{k}"].tolist()
-        resumed_from = int(state["step"])
-    last_save = time.monotonic()
+    def last_batch_loss() -> float:
+        # the batch loss of the step just taken (a resumed trainer has taken none: the checkpoint's)
+        return trainer.batch_loss if trainer.step_count > resumed_at else restored_loss
 
     def save() -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, trainer, signature, cols)
+        if ck_path is not None:
+            save_checkpoint(ck_path, {**trainer.state(), "batch_loss": np.float64(last_batch_loss())},
+                            trainer.step_count, signature, cols)
 
     bar = None
-    if progress:
-        try:
-            import sys
+    if progress and sys.stderr.isatty():
+        from tqdm.auto import tqdm
 
-            from tqdm.auto import tqdm
-
-            if sys.stderr.isatty():
-                bar = tqdm(total=steps, unit="step", desc="SGD", leave=False)
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            bar = None
+        bar = tqdm(total=steps, unit="step", desc="SGD", leave=False, initial=trainer.step_count)
     start = time.perf_counter()
+    last_save = time.monotonic()
     try:
-        if resume is None:
+        if not cols["step"]:
             record_now(float("nan"))
-        if bar is not None:
-            bar.update(resumed_from)
-        for target in rec[rec > resumed_from]:
-            todo = int(target) - int(trainer.step_count)
-            while todo > 0:  # chunks so the bar moves
+        last = int(cols["step"][-1])
+        for target in rec[rec > last]:
+            todo = int(target) - trainer.step_count
+            while todo > 0:  # chunks so that the bar moves
                 chunk = min(todo, max(1, steps // 200)) if bar is not None else todo
                 trainer.run(chunk)
                 todo -= chunk
                 if bar is not None:
                     bar.update(chunk)
                     op = trainer.order_parameters()
-                    bar.set_postfix(m=f"{op['m_mean']:.4f}", a=f"{op['a_mean']:.4f}")
-            record_now(trainer.batch_loss)
-            if checkpoint is not None and time.monotonic() - last_save >= checkpoint_every:
+                    bar.set_postfix(m=f"{op.m_mean:.4f}", a=f"{op.a_mean:.4f}")
+            record_now(last_batch_loss())
+            if ck_path is not None and time.monotonic() - last_save >= checkpoint_every:
                 save()
                 last_save = time.monotonic()
         save()
     except KeyboardInterrupt:
-        # the state is consistent between steps: keep it on disk too
-        _trim(cols)  # a Ctrl-C between two appends of one record leaves it half written
-        if checkpoint is not None:
-            save()
-        raise TrainingInterrupted(result(time.perf_counter() - start)) from None
+        _trim(cols)
+        save()  # the state is consistent between steps: keep it on disk
+        raise TrainingInterrupted(result(time.perf_counter() - start, Status.INTERRUPTED,
+                                         f"interrupted at step {trainer.step_count}")) from None
     finally:
         if bar is not None:
             bar.close()
     return result(time.perf_counter() - start)
 
 
-def compare(sgd: SGDResult, trajectory: Trajectory) -> Comparison:
-    """Deviations of the SGD means from the ODE at the recorded times.
+def _trim(cols: dict[str, list]) -> None:
+    size = min(len(v) for v in cols.values())
+    for v in cols.values():
+        del v[size:]
 
-    ``trajectory`` should be ``solve_ode(model, a0, m0, sgd.t)`` (values at exactly those times);
-    otherwise its dense output is used.
-    """
-    if not isinstance(sgd, SGDResult):
-        raise ValueError(f"sgd: expected an SGDResult, got {type(sgd).__name__}")
-    if not isinstance(trajectory, Trajectory):
-        raise ValueError(f"trajectory: expected a Trajectory, got {type(trajectory).__name__}")
-    if trajectory.t.shape == sgd.t.shape and np.array_equal(trajectory.t, sgd.t):
-        m, a = trajectory.m, trajectory.a
-    else:
-        if trajectory.sol is None:
-            raise ValueError("trajectory: its times differ from the SGD record times and it has no dense output; "
-                             "solve it with t_eval=sgd.t")
-        m, a = trajectory.sol(sgd.t)
-    dm = sgd.m_mean - m
-    da = sgd.a_mean - a
-    return Comparison(t=sgd.t, dm=dm, da=da, max_dm=float(np.max(np.abs(dm))), max_da=float(np.max(np.abs(da))))
+
+def _check_path(path: Any, field: str) -> str:
+    """A file path whose folder exists and is writable (checked before any work is done)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{field}: must be a path, got {V.show(path)}")
+    p = os.fspath(path)
+    if isinstance(p, bytes) or "\x00" in p or not p:
+        raise ValueError(f"{field}: not a usable path: {p!r}")
+    folder = os.path.dirname(os.path.abspath(p)) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"{field}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{field}: the folder {folder!r} is not writable")
+    if os.path.isdir(p):
+        raise ValueError(f"{field}: {p!r} is a directory, not a file")
+    return p
