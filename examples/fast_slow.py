@@ -55,7 +55,7 @@ def phase_portrait(out: Path) -> None:
         for e in fs.equilibria(model):
             ax.plot(e.m, e.a, "o", color="k" if e.stable else "w", mec="k", ms=7)
         for a0 in (0.5, 1.0, 2.0, 4.0):
-            tr = fs.solve_ode(model, a0, 0.0, fs.log_times(1e5, 400))
+            tr = fs.solve_ode(model, fs.log_times(1e5, 400), a0=a0, m0=0.0)
             ax.plot(tr.m, tr.a, color="0.5", lw=0.8)
         ax.set_xlim(-1, 1)
         ax.set_ylim(-6, 6)
@@ -78,8 +78,8 @@ def fenichel(out: Path) -> dict:
     for eps in epss:
         model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=eps)
         t = np.concatenate([[0.0], np.geomspace(0.5, 50, 60) / eps])
-        sf = fs.solve_slow_flow(model, 2.0, 0.0, t)
-        tr = fs.solve_ode(model, 2.0, 0.0, t, rtol=1e-10, atol=1e-12)
+        sf = fs.solve_slow_flow(model, t, a0=2.0, m0=0.0)
+        tr = fs.solve_ode(model, t, a0=2.0, m0=0.0, rtol=1e-10, atol=1e-12)
         dev_m.append(float(np.max(np.abs(tr.m[1:] - sf.m[1:]))))
         dev_a.append(float(np.max(np.abs(tr.a[1:] - sf.a[1:]))))
     sm = float(np.polyfit(np.log10(epss), np.log10(dev_m), 1)[0])
@@ -125,8 +125,8 @@ def law_table() -> list[dict]:
     for act, tgt, kw in LAW_CONFIGS:
         model = fs.Model(act, tgt, lr_a=LR_A, **kw)
         law = fs.asymptotic_law(model)
-        tr = fs.solve_ode(model, 1.0, 0.0, t)
-        pred = law.predict_a(t[1:], 1.0)
+        tr = fs.solve_ode(model, t, a0=1.0, m0=0.0)
+        pred = law.predict_a(t[1:], a0=1.0)
         err = np.abs(pred / tr.a[1:] - 1)
         name = (act if isinstance(act, str) else f"poly {act['hermite']}") + (" (centred)" if kw.get("centred") else "")
         tname = " + ".join(f"{v:g} h{k}" for k, v in tgt.items())
@@ -149,7 +149,7 @@ def insight_sign(out: Path) -> dict:
         res[label] = []
         for i, kappa in enumerate([-0.4, -0.2, -0.1, 0.1, 0.2, 0.4]):
             model = make(kappa)
-            tr = fs.solve_ode(model, 1.0, 0.0, t)
+            tr = fs.solve_ode(model, t, a0=1.0, m0=0.0)
             law = fs.asymptotic_law(model)
             ax.semilogx(t[1:], tr.m[1:], color=plt.cm.coolwarm(i / 5), label=f"kappa = {kappa:+.1f}: {law.verdict}")
             res[label].append({"kappa": kappa, "verdict": law.verdict, "D": law.D, "m_1e6": float(np.interp(1e6, t, tr.m)),
@@ -175,7 +175,7 @@ def insight_sign(out: Path) -> dict:
 def insight_a0(out: Path) -> dict:
     model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=LR_A)
     a0s = np.geomspace(0.1, 8.0, 40)
-    bt = fs.solve_ode_batch(model, a0s, 0.0, [0.0, 1e9])
+    bt = fs.solve_ode_batch(model, [0.0, 1e9], a0=a0s, m0=0.0)
     fig, ax1 = plt.subplots(figsize=(6, 4))
     ax1.loglog(a0s, bt.t_half, "o-", color="C0", label="half-life (m falls to half its peak)")
     ax1.set_xlabel("initial second-layer weight a0")
@@ -189,7 +189,7 @@ def insight_a0(out: Path) -> dict:
     fig.savefig(out / "insight_a0.png", dpi=120)
     plt.close(fig)
     sel = [0.25, 0.5, 1.0, 2.0, 4.0]
-    bt2 = fs.solve_ode_batch(model, np.array(sel), 0.0, [0.0, 1e9])
+    bt2 = fs.solve_ode_batch(model, [0.0, 1e9], a0=np.array(sel), m0=0.0)
     print("\nInsight 2 (tanh, h1 + 0.3 h3): a0, half-life, peak alignment")
     for a0, th, mp in zip(sel, bt2.t_half, bt2.m_peak):
         print(f"  {a0:5.2f}  {th:10.4g}  {mp:.4f}")

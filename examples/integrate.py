@@ -14,6 +14,7 @@ The verdict printed first is measured on the trajectory itself (late-time log-lo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -59,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                          centred=args.centred)
         t = fs.log_times(args.t_max, 400, t_min=min(1e-2, args.t_max))
         t0 = time.perf_counter()
-        tr = fs.solve_ode(model, args.a0, args.m0, t, rtol=args.rtol)
+        tr = fs.solve_ode(model, t, a0=args.a0, m0=args.m0, rtol=args.rtol)
         elapsed = time.perf_counter() - t0
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print(f"\npeak alignment m = {tr.m_peak:.6f} at t = {tr.t_peak:.6g}")
-    if tr.half_reached:
+    if math.isfinite(tr.t_half):
         print(f"half-life: m falls to m_peak / 2 at t = {tr.t_half:.6g}")
     else:
         print("half-life: m does not fall to half its peak before t_max")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfast-slow analysis: {law.verdict} ({law.reason})")
     if law.verdict == "unlearning":
         print(f"  law: a ~ t^{law.exponent:.4f}, m ~ t^-{law.exponent:.4f}; predicted a(t_max) = "
-              f"{float(law.predict_a(t[-1], args.a0)):.6f} (ODE: {tr.a[-1]:.6f})")
+              f"{float(law.predict_a(t[-1], a0=args.a0)):.6f} (ODE: {tr.a[-1]:.6f})")
     elif law.verdict in ("learning", "pinned") and np.isfinite(law.a_limit):
         print(f"  the slow flow from the lazy end settles at m = {law.m_limit:.6f}, a = {law.a_limit:.6f}")
     for e in fs.equilibria(model):

@@ -34,9 +34,9 @@ def run_point(model: fs.Model, n: int, d: int, B: int, dt: float, seeds: int) ->
     dms, das = [], []
     traj = None
     for seed in range(seeds):
-        r = fs.train_sgd(model, d, n, B, dt, steps, a0=0.5, seed=seed, record=41, spacing="linear", progress=False)
+        r = fs.train_sgd(model, d=d, n=n, batch=B, dt=dt, steps=steps, a0=0.5, seed=seed, record=41, spacing="linear", progress=False)
         if traj is None:
-            traj = fs.solve_ode(model, 0.5, 0.0, r.t)
+            traj = fs.solve_ode(model, r.t, a0=0.5, m0=0.0)
         c = fs.compare(r, traj)
         dms.append(c.max_dm)
         das.append(c.max_da)

@@ -56,9 +56,8 @@ def main() -> int:
                 steps = int(round(T_MAX / dt))
                 devs_m, devs_a = [], []
                 for seed in range(seeds):
-                    r = fs.train_sgd(model, width, width, B, dt, steps, a0=0.5, seed=seed, record=min(steps + 1, 41),
-                                     spacing="linear", progress=False)
-                    c = fs.compare(r, fs.solve_ode(model, 0.5, 0.0, r.t))
+                    r = fs.train_sgd(model, d=width, n=width, batch=B, dt=dt, steps=steps, a0=0.5, seed=seed, record=min(steps + 1, 41), spacing="linear", progress=False)
+                    c = fs.compare(r, fs.solve_ode(model, r.t, a0=0.5, m0=0.0))
                     devs_m.append(c.max_dm)
                     devs_a.append(c.max_da)
                 dm[i, j], da[i, j] = np.mean(devs_m), np.mean(devs_a)

@@ -60,8 +60,13 @@ def test_example_config_is_complete_and_valid():
 BAD = [
     ({"sgd": {"batch": 0}}, "sgd.batch", "an integer >= 1"),
     ({"sgd": {"batchh": 8}}, "sgd.batchh", "unknown key"),
-    ({"ode": {"rtol": math.nan}}, "ode.rtol", "finite number"),
-    ({"ode": {"t_max": "long"}}, "ode.t_max", "finite number"),
+    ({"ode": {"rtol": math.nan}}, "ode.rtol", "finite"),
+    ({"ode": {"t_max": "long"}}, "ode.t_max", "real number"),
+    ({"model": {"target": {"³": 1.0}}}, "model.target.³", "ASCII digits"),
+    ({"model": {"lr_aa": 1.0}}, "model.lr_aa", "did you mean 'lr_a'"),
+    ({"sgd": {"d": 1}}, "sgd.d", ">= 2"),
+    ({"analysis": {"phase": {"enabled": True, "x": "m0", "x_range": [-2.0, 0.5]}}}, "analysis.phase.x_range[0]", "> -1"),
+    ({"analysis": {"phase": {"enabled": True, "x": "d"}}}, "analysis.phase.x", "not a number of the model"),
     ({"init": {"m0": 1.0}}, "init.m0", "< 1"),
     ({"model": {"activation": "swish"}}, "model.activation", "unknown name 'swish'"),
     ({"model": {"target": {"one": 1.0}}}, "model.target.one", "Hermite order"),
@@ -117,10 +122,12 @@ def test_version_validate_and_example():
 def test_run_result_contents(small_result):
     r = small_result
     assert r.seeds == [0, 1]
-    assert r.info["law"]["verdict"] == "unlearning" and r.info["classification"]["outcome"] == "unlearning"
-    assert r.info["sgd"]["max_dm"] < 0.05
-    assert r.arrays["phase/outcome"].shape == (4, 5)
-    np.testing.assert_array_equal(r.arrays["ode/t"], fs.log_times(1e6, 60))
+    assert r.law.verdict == "unlearning" and r.classification.outcome == "unlearning"
+    assert r.sgd.comparison.max_dm < 0.05 and r.sgd.sgd.batch_shape == (2,)
+    assert r.phase.outcome.shape == (4, 5)
+    np.testing.assert_array_equal(r.ode.t, fs.log_times(1e6, 60))
+    assert r.slow_flow.level == "slow_flow" and r.fenichel.eps.size == 3
+    assert len(repr(r)) < 600 and "array" not in repr(r)
 
 
 def test_save_load_round_trip(small_result, tmp_path):
@@ -134,9 +141,8 @@ def test_save_load_round_trip(small_result, tmp_path):
 
 def test_load_rejects_broken_results(small_result, tmp_path):
     d = small_result.save(tmp_path / "r")
-    (d / "run.json").write_text('{"format": 1, "config"')
-    with pytest.raises(ValueError, match="corrupted"):
-        fs.load(d)
+    (d / "run.json").write_text('{"format": 1, "config"')  # a readable copy only: data.npz holds the run
+    assert fs.load(d) == small_result
     d = small_result.save(tmp_path / "r3")
     raw = (d / "data.npz").read_bytes()
     (d / "data.npz").write_bytes(raw[: len(raw) // 2])
@@ -159,28 +165,27 @@ def _line(fig, gid):
 
 def test_figures_plot_the_saved_data(small_result, tmp_path):
     r = fs.load(small_result.save(tmp_path / "r"))
-    A = r.arrays
     fig = plotting.time_series(r)
     ln = _line(fig, "ode-m")
-    np.testing.assert_array_equal(ln.get_ydata(), np.abs(A["ode/m"][1:]))
-    np.testing.assert_array_equal(ln.get_xdata(), A["ode/t"][1:])
+    np.testing.assert_array_equal(ln.get_ydata(), np.abs(r.ode.m[1:]))
+    np.testing.assert_array_equal(ln.get_xdata(), r.ode.t[1:])
     law = _line(fig, "law-a")
     law_obj = fs.asymptotic_law(r.config.make_model())
-    np.testing.assert_allclose(law.get_ydata(), law_obj.predict_a(law.get_xdata(), r.config.init.a0), rtol=1e-12)
+    np.testing.assert_allclose(law.get_ydata(), law_obj.predict_a(law.get_xdata(), a0=r.config.init.a0), rtol=1e-12)
     fig = plotting.phase_portrait(r)
     ln = _line(fig, "ode")
-    np.testing.assert_array_equal(ln.get_xdata(), A["ode/m"])
-    np.testing.assert_array_equal(ln.get_ydata(), A["ode/a"])
+    np.testing.assert_array_equal(ln.get_xdata(), r.ode.m)
+    np.testing.assert_array_equal(ln.get_ydata(), r.ode.a)
     att = _line(fig, "manifold-1-att")
-    np.testing.assert_array_equal(att.get_ydata(), A["manifold/a"])
+    np.testing.assert_array_equal(att.get_ydata(), r.manifold.a)
     fig = plotting.limit_comparison(r)
-    np.testing.assert_array_equal(_line(fig, "dm-1").get_ydata(), A["sgd/1/m_mean"] - A["sgd/1/ode_m"])
-    np.testing.assert_array_equal(_line(fig, "fen-m").get_ydata(), A["fenichel/dev_m"])
+    np.testing.assert_array_equal(_line(fig, "dm-1").get_ydata(), r.sgd.sgd.m[1] - r.sgd.ode.m)
+    np.testing.assert_array_equal(_line(fig, "fen-m").get_ydata(), r.fenichel.dev_m)
     fig = plotting.phase_diagram(r)
     mesh = fig.axes[0].collections[0]
     names = ["learning", "lazy", "unlearning", "undetermined", "failed"]
     np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(4, 5),
-                                  np.vectorize(names.index)(A["phase/outcome"]))
+                                  np.vectorize(names.index)(np.asarray(r.phase.outcome)))
     # usable on the caller's axes
     from matplotlib.figure import Figure
 
@@ -221,9 +226,9 @@ def test_demo_quick(tmp_path):
     assert studies == ["gelu_h1-0.4h2", "tanh_h1+0.3h3"]
     tanh = fs.load(out / "tanh_h1+0.3h3")
     gelu = fs.load(out / "gelu_h1-0.4h2")
-    assert tanh.info["law"]["power"] == 3 and gelu.info["law"]["power"] == 2
-    assert abs(tanh.info["classification"]["exponent"] - 0.25) < 0.01
-    assert "sizes/n" in tanh.arrays and (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
+    assert tanh.law.power == 3 and gelu.law.power == 2
+    assert abs(tanh.classification.exponent - 0.25) < 0.01
+    assert tanh.sizes is not None and (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
     assert (out / "README.md").read_text().count("report.md") == 2
 
 
@@ -233,7 +238,7 @@ def test_run_with_sgd_and_analysis_off(tmp_path):
     data = {"model": {"activation": [0.0, 1.0, 0.5, -0.2], "target": "tanh"}, "ode": {"t_max": 1e5, "points": 50},
             "sgd": {"enabled": False}, "analysis": {"enabled": False}}
     res = fs.run(data)
-    assert not any(k.startswith(("sgd/", "manifold/", "fenichel/")) for k in res.arrays)
+    assert res.sgd is None and res.manifold is None and res.fenichel is None and res.law is None
     from fastslow.cli import _write_run
 
     html = _write_run(res, tmp_path / "o", quiet=True)

@@ -30,14 +30,14 @@ NUMPY_FUNCS = {
 # --- Hermite machinery ------------------------------------------------------------------------
 def test_hermite_values_match_scipy():
     x = np.linspace(-6, 6, 41)
-    ours = _core.hermite_values(x, 30)
+    ours = _core.hermite.values(x, 30)
     theirs = ref.hermite_values(x, 30).T
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 64, 400])
 def test_gauss_hermite_rule(n):
-    x, w = _core.gauss_hermite(n)
+    x, w = _core.hermite.gauss_hermite(n)
     xs, ws = special.roots_hermitenorm(n)
     np.testing.assert_allclose(x, xs, rtol=0, atol=1e-12 * max(1, np.abs(xs).max()))
     np.testing.assert_allclose(np.sum(w), 1.0, rtol=1e-14)
@@ -50,7 +50,7 @@ def test_gauss_hermite_rule(n):
 
 def test_gauss_hermite_bad_size():
     with pytest.raises(ValueError, match="nodes"):
-        _core.gauss_hermite(0)
+        _core.hermite.gauss_hermite(0)
 
 
 # --- coefficients -------------------------------------------------------------------------------
@@ -203,34 +203,37 @@ def test_replace_and_to_dict():
 
 # --- validation ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "kwargs, field",
+    "kwargs, field, error",
     [
-        (dict(activation="swish"), "activation"),
-        (dict(activation={"hermite": [0.0, float("nan")]}), "activation"),
-        (dict(activation={"hermite": [0.0, float("inf")]}), "activation"),
-        (dict(activation={"hermite": []}), "activation"),
-        (dict(activation=42), "activation"),
-        (dict(target={1: float("nan")}), "target"),
-        (dict(target={"x": 1.0}), "target"),
-        (dict(target={-1: 1.0}), "target"),
-        (dict(target="nope"), "target"),
-        (dict(lr_w=0.0), "lr_w"),
-        (dict(lr_w=-1.0), "lr_w"),
-        (dict(lr_w=float("nan")), "lr_w"),
-        (dict(lr_w=float("inf")), "lr_w"),
-        (dict(lr_a=0.0), "lr_a"),
-        (dict(lr_a=float("nan")), "lr_a"),
-        (dict(lr_a="fast"), "lr_a"),
-        (dict(noise=-0.1), "noise"),
-        (dict(noise=float("nan")), "noise"),
-        (dict(max_order=0), "max_order"),
-        (dict(activation=lambda z: np.full_like(z, np.nan)), "activation"),
+        (dict(activation="swish"), "activation", ValueError),
+        (dict(activation={"hermite": [0.0, float("nan")]}), "activation", ValueError),
+        (dict(activation={"hermite": [0.0, float("inf")]}), "activation", ValueError),
+        (dict(activation={"hermite": []}), "activation", ValueError),
+        (dict(activation=42), "activation", TypeError),
+        (dict(target={1: float("nan")}), "target", ValueError),
+        (dict(target={"x": 1.0}), "target", ValueError),
+        (dict(target={-1: 1.0}), "target", ValueError),
+        (dict(target="nope"), "target", ValueError),
+        (dict(lr_w=0.0), "lr_w", ValueError),
+        (dict(lr_w=-1.0), "lr_w", ValueError),
+        (dict(lr_w=float("nan")), "lr_w", ValueError),
+        (dict(lr_w=float("inf")), "lr_w", ValueError),
+        (dict(lr_a=0.0), "lr_a", ValueError),
+        (dict(lr_a=float("nan")), "lr_a", ValueError),
+        (dict(lr_a="fast"), "lr_a", TypeError),
+        (dict(lr_a=True), "lr_a", TypeError),
+        (dict(centred=1), "centred", TypeError),
+        (dict(max_order=2.0), "max_order", TypeError),
+        (dict(noise=-0.1), "noise", ValueError),
+        (dict(noise=float("nan")), "noise", ValueError),
+        (dict(max_order=0), "max_order", ValueError),
+        (dict(activation=lambda z: np.full_like(z, np.nan)), "activation", ValueError),
     ],
 )
-def test_bad_model_input(kwargs, field):
+def test_bad_model_input(kwargs, field, error):
     base = dict(activation="tanh", target={1: 1.0})
     base.update(kwargs)
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(error, match=field):
         fs.Model(**base)
 
 
@@ -248,6 +251,6 @@ def test_bad_loss_input(m_val, a_val, field):
 
 def test_core_rejects_bad_rates_directly():
     with pytest.raises(ValueError, match="lr_w"):
-        _core.LimitModel(np.array([0.0, 1.0]), np.array([0.0, 1.0]), -1.0, 0.1)
+        _core.model.LimitModel(np.array([0.0, 1.0]), np.array([0.0, 1.0]), -1.0, 0.1)
     with pytest.raises(ValueError, match="activation coefficients"):
-        _core.LimitModel(np.array([0.0, np.nan]), np.array([0.0, 1.0]), 1.0, 0.1)
+        _core.model.LimitModel(np.array([0.0, np.nan]), np.array([0.0, 1.0]), 1.0, 0.1)

@@ -37,7 +37,11 @@ def test_blas_from_the_wheel_without_ld_library_path():
 def test_version_and_stubs():
     assert fs.__version__ == importlib.metadata.version("fastslow")
     pkg = Path(fs.__file__).parent
-    assert (pkg / "_core.pyi").is_file() and (pkg / "py.typed").is_file()
+    assert (pkg / "py.typed").is_file()
+    for stub in ("__init__", "runtime", "hermite", "model", "ode", "sgd", "_testing"):
+        assert (pkg / "_core" / f"{stub}.pyi").is_file(), stub
+        if stub != "__init__":
+            assert hasattr(fs._core, stub), stub  # each stub matches a submodule of the compiled module
 
 
 def test_example_script_runs():
@@ -57,7 +61,7 @@ def test_ctrl_c_stops_a_long_batch_quickly(interrupt_subprocess):
         "m = fs.Model('tanh', {1: 1.0, 3: 0.3}, lr_a=0.01)\n"
         "print('ready', flush=True)\n"
         "try:\n"
-        "    fs.solve_ode_batch(m, np.linspace(0.1, 5, 2_000_000), 0.0, [0.0, 1e9])\n"
+        "    fs.solve_ode_batch(m, [0.0, 1e9], a0=np.linspace(0.1, 5, 2_000_000), m0=0.0)\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n"
         "    sys.exit(0)\n"

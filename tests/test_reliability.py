@@ -23,12 +23,13 @@ MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
 def test_oversized_requests_are_refused_before_allocating():
     huge = np.broadcast_to(0.5, (10**10,))  # a view: no memory behind it
     with pytest.raises(ValueError, match=r"a0, m0, t_eval: 10,000,000,000 trajectories .* GiB.* available"):
-        fs.solve_ode_batch(MODEL, huge, 0.0, [0.0, 1.0])
-    with pytest.raises(ValueError, match=r"d, n, batch: the simulator needs about .* GiB"):
-        fs.train_sgd(MODEL, 200_000, 200_000, 1000, 0.05, 1, 0.5, progress=False)
+        fs.solve_ode_batch(MODEL, [0.0, 1.0], a0=huge, m0=0.0)
+    with pytest.raises(ValueError, match=r"d, n, batch: the simulator's buffers need about .* GiB"):
+        fs.train_sgd(MODEL, d=200_000, n=200_000, batch=1000, dt=0.05, steps=1, a0=0.5, progress=False)
     act, tgt = MODEL.simulator_functions()
+    cfg = _core.sgd.TrainerConfig(d=200_000, n=200_000, batch=1000, dt=0.05, lr_w=1.0, lr_a=1.0, a0=0.5)
     with pytest.raises(ValueError, match=r"d, n, batch: the simulator needs about .* GiB"):  # the raw class too
-        _core.SGDTrainer32(200_000, 200_000, 1000, 0.05, 1.0, 1.0, 0.0, 0, 0.5, 0.0, 1, act, tgt)
+        _core.sgd.Trainer32(cfg, act, tgt)
     with pytest.raises(ValueError, match="cells"):
         fs.sweep(fs.SweepSpec.create({"ode": {"points": 100_000}}, {"a0": {"start": 0.1, "stop": 4, "num": 100_000},
                                                                      "c3": {"start": -1, "stop": 1, "num": 1000}},
@@ -37,7 +38,7 @@ def test_oversized_requests_are_refused_before_allocating():
 
 def test_diverging_sgd_stops_with_a_clear_error():
     with pytest.raises(RuntimeError, match=r"SGD diverged at step \d+ .*lower dt or the learning rates"):
-        fs.train_sgd(MODEL.replace(lr_w=1000.0, lr_a=1000.0), 32, 32, 256, 0.05, 100, 0.5, progress=False)
+        fs.train_sgd(MODEL.replace(lr_w=1000.0, lr_a=1000.0), d=32, n=32, batch=256, dt=0.05, steps=100, a0=0.5, progress=False)
 
 
 # --- concurrency --------------------------------------------------------------------------------------------
@@ -46,8 +47,8 @@ def test_concurrent_ode_calls_equal_serial_calls_and_leave_settings_alone():
     t = fs.log_times(1e7, 30)
 
     def work(i):
-        bt = fs.solve_ode_batch(models[i], np.linspace(0.2, 3, 40), 0.0, t, threads=1 + i % 2)
-        tr = fs.solve_ode(models[i], 1.0, 0.1, t)
+        bt = fs.solve_ode_batch(models[i], t, a0=np.linspace(0.2, 3, 40), m0=0.0, threads=1 + i % 2)
+        tr = fs.solve_ode(models[i], t, a0=1.0, m0=0.1)
         return bt.m, bt.a, tr.m, tr.a
 
     serial = [work(i) for i in range(4)]
@@ -61,8 +62,8 @@ def test_concurrent_ode_calls_equal_serial_calls_and_leave_settings_alone():
 def test_thread_settings_do_not_leak():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     before = {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpoolctl.threadpool_info()}
-    fs.train_sgd(MODEL, 64, 64, 256, 0.05, 5, 0.5, threads=2, progress=False)
-    fs.solve_ode_batch(MODEL, np.linspace(0.2, 3, 50), 0.0, [0.0, 1e4], threads=1)
+    fs.train_sgd(MODEL, d=64, n=64, batch=256, dt=0.05, steps=5, a0=0.5, threads=2, progress=False)
+    fs.solve_ode_batch(MODEL, [0.0, 1e4], a0=np.linspace(0.2, 3, 50), m0=0.0, threads=1)
     after = {(i["internal_api"], i["filepath"]): i["num_threads"] for i in threadpoolctl.threadpool_info()}
     for key, n in after.items():
         if "scipy_openblas" in key[1] and "site-packages/scipy_openblas32" in key[1]:
@@ -137,23 +138,23 @@ def assert_matches_reference(model, tr, a0, m0, t):
 @pytest.mark.parametrize("m0", [1 - 1e-15, -(1 - 1e-15)])
 def test_m0_within_1e15_of_the_pole(m0):
     t = fs.log_times(1e6, 40)
-    tr = fs.solve_ode(MODEL, 1.0, m0, t)
+    tr = fs.solve_ode(MODEL, t, a0=1.0, m0=m0)
     assert tr.success and np.all(np.isfinite(tr.m)) and np.all(np.abs(tr.m) <= 1)
     assert tr.v[0] == pytest.approx(math.atanh(m0), rel=1e-12)  # v = artanh m0 = +-17.6, exactly
     assert_matches_reference(MODEL, tr, 1.0, m0, t)
     with pytest.raises(ValueError, match=r"m0: the initial alignment must satisfy \|m0\| < 1"):
-        fs.solve_ode(MODEL, 1.0, 1.0, t)
+        fs.solve_ode(MODEL, t, a0=1.0, m0=1.0)
 
 
 def test_a0_zero():
     # at a = 0 the first layer feels no gradient (dL/dm = 0): m stays put while a moves off zero
     t = fs.log_times(1e5, 30)
-    tr = fs.solve_ode(MODEL, 0.0, 0.2, t)
+    tr = fs.solve_ode(MODEL, t, a0=0.0, m0=0.2)
     assert tr.success
     assert_matches_reference(MODEL, tr, 0.0, 0.2, t)
-    assert fs.classify(MODEL, 0.0, 0.2, t_max=1e7).outcome[0] in ("learning", "unlearning", "lazy")
+    assert fs.classify(MODEL, a0=0.0, m0=0.2, t_max=1e7).outcome in ("learning", "unlearning", "lazy")
     with pytest.raises(ValueError, match="a0: must be != 0"):
-        fs.solve_slow_flow(MODEL, 0.0, 0.2, [0.0, 1.0])
+        fs.solve_slow_flow(MODEL, [0.0, 1.0], a0=0.0, m0=0.2)
 
 
 def test_eps_1e_minus_8():
@@ -162,9 +163,9 @@ def test_eps_1e_minus_8():
     # the slow flow jumps there, and the ODE's delayed departure from the pole is compared later on)
     model = MODEL.replace(lr_a=1e-8)
     t = np.array([0.0, 1e3, 1e10, 1e11])
-    tr = fs.solve_ode(model, 1.0, 0.0, t)
+    tr = fs.solve_ode(model, t, a0=1.0, m0=0.0)
     assert tr.success and tr.nsteps < 2000, tr.nsteps
-    sf = fs.solve_slow_flow(model, 1.0, 0.0, t[1:], jump=True)
+    sf = fs.solve_slow_flow(model, t[1:], a0=1.0, m0=0.0, jump=True)
     assert sf.status == 0 and [e.kind for e in sf.events] == ["pole-unstable", "jump"]
     np.testing.assert_allclose(tr.a[1:], sf.a, rtol=1e-5)
     np.testing.assert_allclose(tr.m[1:], sf.m, rtol=1e-5, atol=1e-8)
@@ -172,7 +173,7 @@ def test_eps_1e_minus_8():
 
 def test_t_max_1e15_follows_the_asymptotic_law():
     t = fs.log_times(1e15, 60)
-    tr = fs.solve_ode(MODEL, 1.0, 0.0, t)
+    tr = fs.solve_ode(MODEL, t, a0=1.0, m0=0.0)
     assert tr.success and tr.nsteps < 1000, tr.nsteps  # 442: logarithmic in t_max
     law = fs.asymptotic_law(MODEL)
     assert law.verdict == "unlearning"
@@ -190,31 +191,31 @@ def test_thirty_hermite_orders():
     model = fs.Model({"hermite": s.tolist()}, {"hermite": c.tolist()}, lr_a=0.01)
     assert model.s.size == 31 and model.c.size == 31
     t = fs.log_times(1e6, 30)
-    tr = fs.solve_ode(model, 1.0, 0.0, t)
+    tr = fs.solve_ode(model, t, a0=1.0, m0=0.0)
     assert tr.success
     assert_matches_reference(model, tr, 1.0, 0.0, t)
     # the finite network with these coefficients: its exact population loss against Monte Carlo
-    res = fs.train_sgd(model, 64, 32, 512, 0.05, 20, 1.0, record=3, progress=False, dtype="float64")
-    assert np.all(np.isfinite(res.pop_loss)) and np.all(np.isfinite(res.m_mean))
+    res = fs.train_sgd(model, d=64, n=32, batch=512, dt=0.05, steps=20, a0=1.0, record=3, progress=False, dtype="float64")
+    assert np.all(np.isfinite(res.loss)) and np.all(np.isfinite(res.m))
 
 
 def test_complex_input_is_refused_not_truncated():
     # NumPy casts complex to float with only a ComplexWarning (dropping the imaginary part): every
-    # array argument refuses complex values with a ValueError naming it
+    # array argument refuses complex values with a TypeError naming it
     m = fs.Model("tanh", {1: 1.0})
-    cases = [(lambda: fs.solve_ode_batch(m, np.array([1 + 1j]), 0.0, [0.0, 1.0]), "a0"),
-             (lambda: fs.solve_ode_batch(m, 1.0, [0.1j], [0.0, 1.0]), "m0"),
-             (lambda: fs.solve_ode(m, 1.0, 0.0, np.array([0.0, 1 + 2j])), "t_eval"),
-             (lambda: fs.solve_ode_batch(m, 1.0, 0.0, np.array([0.0, 1j])), "t_eval"),
+    cases = [(lambda: fs.solve_ode_batch(m, [0.0, 1.0], a0=np.array([1 + 1j]), m0=0.0), "a0"),
+             (lambda: fs.solve_ode_batch(m, [0.0, 1.0], a0=1.0, m0=[0.1j]), "m0"),
+             (lambda: fs.solve_ode(m, np.array([0.0, 1 + 2j]), a0=1.0, m0=0.0), "t_eval"),
+             (lambda: fs.solve_ode_batch(m, np.array([0.0, 1j]), a0=1.0, m0=0.0), "t_eval"),
              (lambda: m.loss(0.1 + 1j, 1.0), "m"),
              (lambda: m.grad(0.1, [1.0, 2j]), "a"),
              (lambda: fs.Model("tanh", {1: 1.0 + 1j}), "target"),
              (lambda: fs.critical_manifold(m, np.array([1j])), "a"),
-             (lambda: fs.asymptotic_law(fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)).predict_a([1j], 1.0), "t")]
+             (lambda: fs.asymptotic_law(fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)).predict_a([1j], a0=1.0), "t")]
     import warnings
 
     for fn, field in cases:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            with pytest.raises(ValueError, match=field):
+            with pytest.raises(TypeError, match=field):
                 fn()

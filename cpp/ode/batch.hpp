@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include "../parallel.hpp"
 #include "solve.hpp"
 
 namespace fastslow::ode {
@@ -66,30 +67,34 @@ inline BatchResult solve_batch(std::span<const LimitModel* const> models, std::s
   const long long nn = (long long)n;
 // dynamic, 1: a trajectory takes ~0.1-0.3 ms, so handing them out one at a time costs nothing
   // and the threads finish within one trajectory of each other (a sweep makes many calls)
+  ExceptionGuard guard;  // a std::bad_alloc in one trajectory must not abort the process
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long long i = 0; i < nn; ++i) {
     const bool master = omp_get_thread_num() == 0;
     const std::function<bool()>& check = master ? master_check : worker_check;
-    if (check()) continue;
-    const LimitModel& mdl = *models[models.size() == 1 ? 0 : std::size_t(i)];
-    Solution s = solve(mdl, m0[i], a0[i], t_eval, o, check);
-    const std::size_t off = std::size_t(i) * r.ne;
-    for (std::size_t k = 0; k < r.ne; ++k) {
-      r.m[off + k] = s.m[k];
-      r.a[off + k] = s.a[k];
-      r.loss[off + k] = s.loss[k];
-    }
-    r.status[i] = s.status;
-    r.message[i] = std::move(s.message);
-    r.nfev[i] = s.stats.nfev;
-    r.njev[i] = s.stats.njev;
-    r.nlu[i] = s.stats.nlu;
-    r.nsteps[i] = s.stats.nsteps;
-    r.nrejected[i] = s.stats.nrejected;
-    r.t_peak[i] = s.t_peak;
-    r.m_peak[i] = s.m_peak;
-    r.t_half[i] = s.t_half;
+    if (guard.failed() || check()) continue;
+    guard.run([&] {
+      const LimitModel& mdl = *models[models.size() == 1 ? 0 : std::size_t(i)];
+      Solution s = solve(mdl, m0[i], a0[i], t_eval, o, check);
+      const std::size_t off = std::size_t(i) * r.ne;
+      for (std::size_t k = 0; k < r.ne; ++k) {
+        r.m[off + k] = s.m[k];
+        r.a[off + k] = s.a[k];
+        r.loss[off + k] = s.loss[k];
+      }
+      r.status[i] = s.status;
+      r.message[i] = std::move(s.message);
+      r.nfev[i] = s.stats.nfev;
+      r.njev[i] = s.stats.njev;
+      r.nlu[i] = s.stats.nlu;
+      r.nsteps[i] = s.stats.nsteps;
+      r.nrejected[i] = s.stats.nrejected;
+      r.t_peak[i] = s.t_peak;
+      r.m_peak[i] = s.m_peak;
+      r.t_half[i] = s.t_half;
+    });
   }
+  guard.rethrow();
   r.interrupted = stop.load();
   return r;
 }

@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "../blas.hpp"
+#include "../memory.hpp"
+#include "../parallel.hpp"
 #include "functions.hpp"
 #include "philox.hpp"
 #include "ziggurat.hpp"
@@ -213,27 +215,31 @@ class Trainer {
     for (std::size_t j = 0; j < d; ++j) th[j] /= nrm;
     for (std::size_t j = 0; j < d; ++j) theta()[j] = T(th[j]);
     const double m0 = cfg_.m0, c0 = std::sqrt(std::max(0.0, 1.0 - m0 * m0));
+    ExceptionGuard guard;  // the rows' buffers are allocated inside the region
 #pragma omp parallel for schedule(static) num_threads(cfg_.threads)
     for (long long i = 0; i < (long long)n; ++i) {
-      std::vector<double> u(d);
-      rng::normal_row(cfg_.seed, rng::InitWeights, 0, std::uint64_t(i), u.data(), d, true);
-      double proj = 0;
-      for (std::size_t j = 0; j < d; ++j) proj += u[j] * th[j];
-      double nu = 0;
-      for (std::size_t j = 0; j < d; ++j) {
-        u[j] -= proj * th[j];
-        nu += u[j] * u[j];
-      }
-      nu = std::sqrt(nu);
-      double nw = 0;
-      std::vector<double> w(d);
-      for (std::size_t j = 0; j < d; ++j) {
-        w[j] = m0 * th[j] + c0 * u[j] / nu;
-        nw += w[j] * w[j];
-      }
-      nw = std::sqrt(nw);
-      for (std::size_t j = 0; j < d; ++j) W_[std::size_t(i) * d + j] = T(w[j] / nw);
+      if (guard.failed()) continue;
+      guard.run([&] {
+        std::vector<double> u(d), w(d);
+        rng::normal_row(cfg_.seed, rng::InitWeights, 0, std::uint64_t(i), u.data(), d, true);
+        double proj = 0;
+        for (std::size_t j = 0; j < d; ++j) proj += u[j] * th[j];
+        double nu = 0;
+        for (std::size_t j = 0; j < d; ++j) {
+          u[j] -= proj * th[j];
+          nu += u[j] * u[j];
+        }
+        nu = std::sqrt(nu);
+        double nw = 0;
+        for (std::size_t j = 0; j < d; ++j) {
+          w[j] = m0 * th[j] + c0 * u[j] / nu;
+          nw += w[j] * w[j];
+        }
+        nw = std::sqrt(nw);
+        for (std::size_t j = 0; j < d; ++j) W_[std::size_t(i) * d + j] = T(w[j] / nw);
+      });
     }
+    guard.rethrow();
   }
 
   void draw_batch() {
@@ -293,20 +299,14 @@ class Trainer {
     }
   }
 
-  // Refuse sizes whose buffers would not fit in the available memory (MemAvailable), before
+  // Refuse sizes whose buffers would not fit in the available memory (see memory.hpp), before
   // allocating anything: a clear error instead of std::bad_alloc or the OOM killer.
   static void check_memory(const Config& c) {
     const double item = sizeof(T), d = c.d, n = c.n, B = c.batch;
     const double rb = step_blocks(c.batch, kRowGrain, kRowMin, 0);
     const double need = item * (B * d + B * (n + 1) + B * n + n * d + (n + 1) * d + 4 * n + 2 * B) +
                         8.0 * (n * n + n * d + B + rb * n);  // + Q and W in double (population loss)
-    double avail = -1.0;
-    if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
-      char line[256];
-      while (std::fgets(line, sizeof line, f))
-        if (std::strncmp(line, "MemAvailable:", 13) == 0) avail = 1024.0 * std::strtod(line + 13, nullptr);
-      std::fclose(f);
-    }
+    const double avail = available_memory();
     if (avail > 0 && need > 0.8 * avail)
       throw std::invalid_argument("d, n, batch: the simulator needs about " + std::to_string(need / 1073741824.0) +
                                   " GiB, more than 80 % of the " + std::to_string(avail / 1073741824.0) +
@@ -344,6 +344,9 @@ class Trainer {
     const int d = cfg_.d, n = cfg_.n, B = cfg_.batch;
     const int th = cfg_.threads;
     const double inv_B = 1.0 / B;
+    // (The regions below and in population_loss allocate nothing and call no code that throws: the
+    // buffers are sized in the constructor. initialise() and ode::solve_batch, which allocate inside
+    // their regions, run through an ExceptionGuard.)
     // Forward: each thread draws, multiplies and activates its own block of batch rows (cache-hot),
     // calling single-threaded BLAS.
     // The work is cut into blocks that depend on the sizes only, never on the thread count, and

@@ -54,12 +54,30 @@ def _print_summary(result: Any, html_path: Path, quiet: bool) -> None:
     print(f"report: {html_path}")
 
 
+def _usable_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """An output directory that exists (made if missing) and can be written: checked before any
+    computation, so a bad path costs nothing (exit 2, the option named)."""
+    out = Path(path)
+    if "\x00" in str(out):
+        raise _InputError(f"{option}: not a usable path (it contains a NUL character)")
+    if out.exists() and not out.is_dir():
+        raise _InputError(f"{option}: {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".fastslow-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise _InputError(f"{option}: cannot write to {out} ({exc.strerror or exc})") from None
+    return out
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .experiment import run
 
     cfg = load_config(args.config)
-    out = Path(args.out or cfg.output.dir)
+    out = _usable_out_dir(args.out or cfg.output.dir, "--out" if args.out else "output.dir")
     start = time.perf_counter()
     progress = (not args.quiet) and sys.stderr.isatty()
     result = run(cfg, progress=progress)
@@ -88,29 +106,20 @@ def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
     }
 
 
-def _size_sequence(result: Any, quick: bool) -> None:
-    """Add the SGD-versus-ODE deviation against the width ``n = d`` (``B = 8d``) to a result."""
-    import numpy as np
+def _size_sequence(result: Any, quick: bool) -> Any:
+    """The result with the SGD-versus-ODE deviation against the width ``n = d`` (``B = 8d``) added."""
+    from .study import deviation_against_width
 
-    from .ode import solve_ode
-    from .sgd import compare, train_sgd
-
-    model = result.config.make_model()
     sizes = [32, 64, 128] if quick else [64, 128, 256]
-    a0, m0 = result.config.init.a0, result.config.init.m0
-    dms = []
-    for n in sizes:
-        res = train_sgd(model, n, n, 8 * n, 0.05, 100, a0, m0, seed=0, record=21, spacing="linear", progress=False)
-        dms.append(compare(res, solve_ode(model, a0, m0, res.t, dense_output=False)).max_dm)
-    result.arrays["sizes/n"] = np.array(sizes, dtype=float)
-    result.arrays["sizes/max_dm"] = np.array(dms)
+    study = deviation_against_width(result.model, widths=sizes, a0=result.config.init.a0, m0=result.config.init.m0)
+    return result.replace(sizes=study)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .config import parse_config
     from .experiment import run
 
-    out = Path(args.out or "results/demo")
+    out = _usable_out_dir(args.out or "results/demo")
     start = time.perf_counter()
     index = ["# fastslow demo", ""]
     for name, data in demo_configs(args.quick).items():
@@ -120,7 +129,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"demo: {name}", flush=True)
         result = run(cfg, progress=(not args.quiet) and sys.stderr.isatty())
         if name.startswith("tanh"):
-            _size_sequence(result, args.quick)
+            result = _size_sequence(result, args.quick)
         html_path = _write_run(result, out / name, args.quiet)
         _print_summary(result, html_path, args.quiet)
         index.append(f"- [{name}]({name}/report.md)")
@@ -218,7 +227,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     p = argparse.ArgumentParser(prog="fastslow", description="Feature learning and unlearning in two-layer "
                                 "networks: the limit ODE, SGD and the fast-slow analysis.")

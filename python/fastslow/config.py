@@ -1,17 +1,20 @@
-"""Experiment configs: TOML files (read with ``tomllib``) mapped onto typed dataclasses.
+"""Experiment configs: TOML files (read with ``tomllib``) mapped onto typed, frozen dataclasses.
 
-Every field carries its type, default, allowed range and a one-line description in its metadata;
-the same metadata validates a file (errors name the exact field path, what was given and what is
-allowed) and writes the commented example (``fastslow config --example``).
+Every field is a parameter of the registry (:mod:`fastslow.params`), which holds its type, default,
+allowed range and description; the same entry validates a file (errors name the exact field path,
+what was given and what is allowed, with a "did you mean" for unknown keys) and writes the
+commented example (``fastslow config --example``).
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from . import params as P
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,176 +22,103 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["ConfigError", "ModelConfig", "InitConfig", "ODEConfig", "SGDConfig", "PhaseConfig", "AnalysisConfig",
-           "OutputConfig", "Config", "load_config", "parse_config", "example_config"]
+           "OutputConfig", "Config", "load_config", "parse_config", "example_config", "read_toml"]
+
+_MAX_DEPTH = 8  # a config is at most three tables deep; deeper input is refused, not recursed into
 
 
 class ConfigError(ValueError):
-    """A config value that is missing, unknown, of the wrong type or out of range."""
+    """A config value that is missing, unknown, of the wrong type or out of range (``path`` names it)."""
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
 
 
-def _f(default: Any, kind: str, desc: str, *, lo: float | None = None, hi: float | None = None,
-       lo_open: bool = False, hi_open: bool = False, choices: tuple[str, ...] | None = None,
-       factory: Any = None) -> Any:
-    meta = {"kind": kind, "desc": desc, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+def _field(path: str) -> Any:
+    p = P.PARAMS[path]
+    meta = {"param": p}
+    if isinstance(p.default, (list, dict)):
+        return field(default_factory=lambda d=p.default: copy.deepcopy(d), metadata=meta)
+    return field(default=p.default, metadata=meta)
 
 
-def _allowed(meta: dict[str, Any]) -> str:
-    if meta["choices"]:
-        return "one of " + ", ".join(repr(c) for c in meta["choices"])
-    lo, hi = meta["lo"], meta["hi"]
-    parts = []
-    if lo is not None:
-        parts.append(f"{'>' if meta['lo_open'] else '>='} {lo:g}")
-    if hi is not None:
-        parts.append(f"{'<' if meta['hi_open'] else '<='} {hi:g}")
-    kind = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string",
-            "ints": "a list of integers", "floats": "a list of numbers", "strs": "a list of strings",
-            "activation": "a name or a list of Hermite coefficients", "target": "a name or a table {k = c_k}",
-            "range": "a list [start, stop]"}[meta["kind"]]
-    return kind + (" " + " and ".join(parts) if parts else "")
-
-
-def _check_number(path: str, x: Any, meta: dict[str, Any], integer: bool) -> Any:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or (integer and not isinstance(x, int)):
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r} ({type(x).__name__})")
-    if not integer and not math.isfinite(x):
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-    lo, hi = meta["lo"], meta["hi"]
-    if lo is not None and (x < lo or (meta["lo_open"] and x == lo)):
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-    if hi is not None and (x > hi or (meta["hi_open"] and x == hi)):
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-    return int(x) if integer else float(x)
-
-
-def _check_value(path: str, x: Any, meta: dict[str, Any]) -> Any:
-    kind = meta["kind"]
-    if kind == "float":
-        return _check_number(path, x, meta, False)
-    if kind == "int":
-        return _check_number(path, x, meta, True)
-    if kind == "bool":
-        if not isinstance(x, bool):
-            raise ConfigError(path, f"expected true or false, got {x!r}")
-        return x
-    if kind == "str":
-        if not isinstance(x, str):
-            raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-        if meta["choices"] and x not in meta["choices"]:
-            raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-        return x
-    if kind in ("ints", "floats", "strs", "range"):
-        if not isinstance(x, list) or not x:
-            raise ConfigError(path, f"expected a non-empty list, got {x!r}")
-        sub = dict(meta, kind={"ints": "int", "floats": "float", "strs": "str", "range": "float"}[kind])
-        out = [_check_value(f"{path}[{i}]", v, sub) for i, v in enumerate(x)]
-        if kind == "range" and (len(out) != 2 or not out[0] < out[1]):
-            raise ConfigError(path, f"expected [start, stop] with start < stop, got {x!r}")
-        if kind == "ints" and len(set(out)) != len(out):
-            raise ConfigError(path, f"expected distinct values, got {x!r}")
-        return out
-    if kind == "activation":
-        if isinstance(x, str):
-            return x
-        if isinstance(x, list) and x:
-            return [_check_value(f"{path}[{i}]", v, {**meta, "kind": "float"}) for i, v in enumerate(x)]
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-    if kind == "target":
-        if isinstance(x, str):
-            return x
-        if isinstance(x, dict) and x:
-            out = {}
-            for k, v in x.items():
-                if not (isinstance(k, str) and k.isdigit()):
-                    raise ConfigError(f"{path}.{k}", "expected a Hermite order (a non-negative integer key such as 1 or 3)")
-                out[int(k)] = _check_value(f"{path}.{k}", v, {**meta, "kind": "float"})
-            return out
-        raise ConfigError(path, f"expected {_allowed(meta)}, got {x!r}")
-    raise AssertionError(kind)  # pragma: no cover
+def _section(cls: type, desc: str) -> Any:
+    return field(default_factory=cls, metadata={"section": desc})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    activation: Any = _f("tanh", "activation", "student activation: tanh, erf, relu, gelu, sigmoid, quadratic, "
-                         "linear, or Hermite coefficients [s0, s1, ...]")
-    centred: bool = _f(False, "bool", "remove the activation's constant Hermite coefficient s_0")
-    target: Any = _f(None, "target", "target: Hermite coefficients as a table {1 = 1.0, 3 = 0.3}, or a name",
-                     factory=lambda: {1: 1.0, 3: 0.3})
-    lr_w: float = _f(1.0, "float", "first-layer learning rate", lo=0.0, lo_open=True)
-    lr_a: float = _f(0.01, "float", "second-layer learning rate (eps = lr_a / lr_w)", lo=0.0, lo_open=True)
-    noise: float = _f(0.0, "float", "label-noise variance", lo=0.0)
+    activation: Any = _field("model.activation")
+    centred: bool = _field("model.centred")
+    target: Any = _field("model.target")
+    lr_w: float = _field("model.lr_w")
+    lr_a: float = _field("model.lr_a")
+    noise: float = _field("model.noise")
 
 
 @dataclass(frozen=True)
 class InitConfig:
-    a0: float = _f(1.0, "float", "initial second-layer weight", lo=-1e6, hi=1e6)
-    m0: float = _f(0.0, "float", "initial alignment with the teacher", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
+    a0: float = _field("init.a0")
+    m0: float = _field("init.m0")
 
 
 @dataclass(frozen=True)
 class ODEConfig:
-    t_max: float = _f(1e7, "float", "horizon of the limit ODE (ODE time)", lo=0.0, hi=1e15, lo_open=True)
-    points: int = _f(200, "int", "log-spaced save points", lo=2, hi=100_000)
-    rtol: float = _f(1e-8, "float", "relative tolerance", lo=1e-14, hi=0.1)
-    atol: float = _f(1e-10, "float", "absolute tolerance", lo=0.0, hi=1.0, lo_open=True)
+    t_max: float = _field("ode.t_max")
+    points: int = _field("ode.points")
+    rtol: float = _field("ode.rtol")
+    atol: float = _field("ode.atol")
 
 
 @dataclass(frozen=True)
 class SGDConfig:
-    enabled: bool = _f(True, "bool", "train the finite network by large-batch SGD")
-    d: int = _f(256, "int", "input dimension", lo=1, hi=1_000_000)
-    n: int = _f(256, "int", "width (neurons)", lo=1, hi=1_000_000)
-    batch: int = _f(2048, "int", "batch size", lo=1, hi=10_000_000)
-    dt: float = _f(0.05, "float", "step in ODE time", lo=0.0, hi=10.0, lo_open=True)
-    steps: int = _f(200, "int", "number of SGD steps", lo=1, hi=10**9)
-    seeds: list = _f(None, "ints", "seeds of the independent runs", lo=0, hi=2**63 - 1, factory=lambda: [0, 1])
-    dtype: str = _f("float32", "str", "floating-point type", choices=("float32", "float64"))
-    record: int = _f(41, "int", "record points (linear in steps)", lo=2, hi=100_000)
+    enabled: bool = _field("sgd.enabled")
+    d: int = _field("sgd.d")
+    n: int = _field("sgd.n")
+    batch: int = _field("sgd.batch")
+    dt: float = _field("sgd.dt")
+    steps: int = _field("sgd.steps")
+    seeds: list = _field("sgd.seeds")
+    dtype: str = _field("sgd.dtype")
+    record: int = _field("sgd.record")
 
 
 @dataclass(frozen=True)
 class PhaseConfig:
-    enabled: bool = _f(False, "bool", "compute a phase diagram")
-    x: str = _f("c3", "str", "first parameter: a0, m0, lr_a, lr_w, eps, noise, c<k> or s<k>")
-    x_range: list = _f(None, "range", "[start, stop] of the first parameter", factory=lambda: [-0.5, 0.5])
-    x_num: int = _f(41, "int", "values of the first parameter", lo=2, hi=1000)
-    y: str = _f("a0", "str", "second parameter (as x)")
-    y_range: list = _f(None, "range", "[start, stop] of the second parameter", factory=lambda: [0.25, 4.0])
-    y_num: int = _f(41, "int", "values of the second parameter", lo=2, hi=1000)
-    y_log: bool = _f(True, "bool", "log-spaced values of the second parameter")
-    t_max: float = _f(1e7, "float", "horizon of each trajectory", lo=0.0, hi=1e15, lo_open=True)
+    enabled: bool = _field("analysis.phase.enabled")
+    x: str = _field("analysis.phase.x")
+    x_range: list = _field("analysis.phase.x_range")
+    x_num: int = _field("analysis.phase.x_num")
+    y: str = _field("analysis.phase.y")
+    y_range: list = _field("analysis.phase.y_range")
+    y_num: int = _field("analysis.phase.y_num")
+    y_log: bool = _field("analysis.phase.y_log")
+    t_max: float = _field("analysis.phase.t_max")
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    enabled: bool = _f(True, "bool", "critical manifold, equilibria, slow flow, asymptotic law, classification")
-    classify_t_max: float = _f(1e9, "float", "horizon for the classification", lo=0.0, hi=1e15, lo_open=True)
-    phase: PhaseConfig = field(default_factory=PhaseConfig, metadata={"kind": "section", "desc": "phase diagram"})
+    enabled: bool = _field("analysis.enabled")
+    classify_t_max: float = _field("analysis.classify_t_max")
+    phase: PhaseConfig = _section(PhaseConfig, "phase diagram")
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    dir: str = _f("results/run", "str", "output directory (the command's --out overrides it)")
-    formats: list = _f(None, "strs", "figure formats", choices=("png", "svg", "pdf"), factory=lambda: ["png", "svg"])
-    dpi: int = _f(120, "int", "resolution of raster figures", lo=30, hi=1200)
+    dir: str = _field("output.dir")
+    formats: list = _field("output.formats")
+    dpi: int = _field("output.dpi")
 
 
 @dataclass(frozen=True)
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig, metadata={"kind": "section", "desc": "the model"})
-    init: InitConfig = field(default_factory=InitConfig, metadata={"kind": "section", "desc": "initial condition"})
-    ode: ODEConfig = field(default_factory=ODEConfig, metadata={"kind": "section", "desc": "the limit ODE"})
-    sgd: SGDConfig = field(default_factory=SGDConfig, metadata={"kind": "section", "desc": "SGD on the finite network"})
-    analysis: AnalysisConfig = field(default_factory=AnalysisConfig,
-                                     metadata={"kind": "section", "desc": "the fast-slow analysis"})
-    output: OutputConfig = field(default_factory=OutputConfig, metadata={"kind": "section", "desc": "output"})
+    model: ModelConfig = _section(ModelConfig, "the model")
+    init: InitConfig = _section(InitConfig, "initial condition")
+    ode: ODEConfig = _section(ODEConfig, "the limit ODE")
+    sgd: SGDConfig = _section(SGDConfig, "SGD on the finite network")
+    analysis: AnalysisConfig = _section(AnalysisConfig, "the fast-slow analysis")
+    output: OutputConfig = _section(OutputConfig, "output")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON/TOML-ready; target keys as strings)."""
@@ -206,34 +136,59 @@ class Config:
         act = m.activation if isinstance(m.activation, str) else {"hermite": list(m.activation)}
         return Model(act, m.target, lr_w=m.lr_w, lr_a=m.lr_a, noise=m.noise, centred=m.centred)
 
+    def is_default(self) -> bool:
+        return self == Config()
 
-def _build(cls: type, data: Any, path: str) -> Any:
+
+def _strip(exc: Exception, path: str) -> str:
+    return _split(exc, path)[1]
+
+
+def _split(exc: Exception, path: str) -> tuple[str, str]:
+    """``(field, message)`` of a validation error whose message starts with ``path`` or one of its
+    sub-fields (``model.target.3: ...``)."""
+    msg = str(exc)
+    head, sep, rest = msg.partition(": ")
+    if sep and (head == path or head.startswith((path + ".", path + "["))):
+        return head, rest
+    return path, msg
+
+
+def _build(cls: type, data: Any, path: str, depth: int = 0) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(path or "config", f"expected a table, got {data!r}")
+        raise ConfigError(path or "config", f"expected a table, got {data!r:.60}")
+    if depth > _MAX_DEPTH:
+        raise ConfigError(path, "nested too deeply")
     known = {f.name: f for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{path}.{key}" if path else key,
-                              f"unknown key; allowed here: {', '.join(known)}")
+            hint = P.suggest(str(key), known)
+            raise ConfigError(f"{path}.{key}" if path else str(key),
+                              f"unknown key{'; did you mean ' + hint + '?' if hint else ''} (allowed here: "
+                              f"{', '.join(known)})")
     kw = {}
     for name, f in known.items():
         p = f"{path}.{name}" if path else name
         if name not in data:
             continue
-        if f.metadata.get("kind") == "section":
-            kw[name] = _build(type(f.default_factory()), data[name], p)
+        if "section" in f.metadata:
+            kw[name] = _build(f.default_factory().__class__, data[name], p, depth + 1)  # type: ignore[misc]
         else:
-            kw[name] = _check_value(p, data[name], f.metadata)
+            try:
+                kw[name] = f.metadata["param"].check(data[name], p)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(*_split(exc, p)) from None
     return cls(**kw)
 
 
 def parse_config(data: dict[str, Any]) -> Config:
-    """A :class:`Config` from parsed TOML data (or any nested dict), fully validated."""
+    """A :class:`Config` from parsed TOML data (or any nested dict), fully validated, including
+    what needs a whole section: the model can be built, the phase diagram's parameters are model or
+    initial-condition parameters and their ranges lie in the parameters' allowed ranges."""
     cfg = _build(Config, data, "")
-    # cross-field checks that need a whole section
     try:
         cfg.make_model()
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         msg = str(exc)
         head, _, rest = msg.partition(": ")
         if head in {f.name for f in fields(ModelConfig)} and rest:
@@ -241,32 +196,52 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError("model", msg) from None
     ph = cfg.analysis.phase
     if ph.enabled:
-        from .analysis import _param_kind
-
-        for name, p in ((ph.x, "analysis.phase.x"), (ph.y, "analysis.phase.y")):
-            try:
-                _param_kind(name)
-            except ValueError:
-                raise ConfigError(p, f"unknown parameter {name!r}; allowed: a0, m0, lr_a, lr_w, eps, noise, c<k>, s<k>") from None
-        if ph.x == ph.y:
+        for axis in ("x", "y"):
+            where = f"analysis.phase.{axis}"
+            p = P.lookup(getattr(ph, axis), where)
+            if p.section not in ("model", "init") or p.kind != "float":
+                raise ConfigError(where, f"{p.name} is not a number of the model or of the initial condition "
+                                  "(a0, m0, lr_w, lr_a, eps, noise, c<k>, s<k>)")
+            rng = getattr(ph, f"{axis}_range")
+            for i, v in enumerate(rng):
+                try:
+                    p.check(v, f"{where}_range[{i}]")
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{where}_range[{i}]", f"a value of {p.name}: {_strip(exc, f'{where}_range[{i}]')}") from None
+        if P.lookup(ph.x).path == P.lookup(ph.y).path:
             raise ConfigError("analysis.phase.y", f"must differ from analysis.phase.x ({ph.x!r})")
         if ph.y_log and ph.y_range[0] <= 0:
             raise ConfigError("analysis.phase.y_range", f"a log-spaced range needs start > 0, got {ph.y_range!r}")
     return cfg
 
 
+def read_toml(path: str | Path, field_name: str | None = None) -> dict[str, Any]:
+    """Parsed TOML from a file; every way a file can be unreadable (missing, not a regular file,
+    not UTF-8, not TOML, nested absurdly deep) is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    where = field_name or str(p)
+    try:
+        if not p.is_file():
+            raise ConfigError(where, "no such file" if not p.exists() else "not a regular file")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(where, f"cannot read the file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(where, f"not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}); TOML "
+                          "files are UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(where, "not a usable TOML file: nested too deeply") from None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), f"cannot read the file ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), f"not valid TOML: {exc}") from None
-    return parse_config(data)
+    return parse_config(read_toml(path))
 
 
 def _toml_value(v: Any) -> str:
@@ -293,16 +268,26 @@ def example_config() -> str:
         lines.append(f"[{prefix}]")
         for f in fields(obj):
             v = getattr(obj, f.name)
-            if f.metadata.get("kind") == "section":
+            if "section" in f.metadata:
                 subs.append((v, f"{prefix}.{f.name}"))
                 continue
-            lines.append(f"# {f.metadata['desc']} ({_allowed(f.metadata)})")
+            p = f.metadata["param"]
+            lines.append(f"# {p.desc} ({p.allowed()})")
             lines.append(f"{f.name} = {_toml_value(v)}")
         lines.append("")
-        for v, p in subs:
-            section(v, p)
+        for v, pre in subs:
+            section(v, pre)
 
     cfg = Config()
     for f in fields(cfg):
         section(getattr(cfg, f.name), f.name)
     return "\n".join(lines)
+
+
+def _check_value(path: str, x: Any, meta: dict[str, Any]) -> Any:  # TRANSITION: for the old sweep.py; goes with it
+    p = P.Param(path, meta["kind"], None, "", meta.get("lo"), meta.get("hi"), meta.get("lo_open", False),
+                meta.get("hi_open", False), meta.get("choices"))
+    try:
+        return p.check(x, path)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(path, _strip(exc, path)) from None

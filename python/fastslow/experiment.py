@@ -1,15 +1,18 @@
 """One experiment from a config: the limit ODE, SGD over seeds, the fast-slow analysis.
 
-``run(config)`` returns a :class:`RunResult` holding everything the ``fastslow run`` command writes;
-``result.save(dir)`` writes ``data.npz`` (every array) and ``run.json`` (the resolved config, scalars,
-versions, timings, machine), and ``load(dir)`` reads them back without loss.
+``run(config)`` returns a :class:`RunResult`, a typed record of everything the ``fastslow run``
+command writes; ``result.save(dir)`` writes ``data.npz`` (every array and, embedded, the whole
+result description) and a readable copy ``run.json``; ``load(dir)`` reads ``data.npz`` back without
+loss. ``data.npz`` is written atomically and holds everything, so a reader sees either the old or the
+new run, never a mix.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import io
 import json
-import math
 import os
 import platform
 import time
@@ -19,130 +22,193 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, parse_config
+from . import _persist
+from .config import Config, ConfigError, parse_config
+from .ode import log_times, solve_ode
+from .study import DeviationStudy, FenichelStudy, SGDStudy, fenichel_deviation, sgd_against_ode
+from .trajectory import Trajectory
 
-__all__ = ["RunResult", "run", "load"]
+__all__ = ["RunResult", "run", "load", "RUN_JSON", "DATA_NPZ"]
 
 RUN_JSON = "run.json"
 DATA_NPZ = "data.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, complex):
-        return {"re": obj.real, "im": obj.imag}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
-
-
-def _unjson(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"re", "im"}:
-            return complex(obj["re"], obj["im"])
-        return {k: _unjson(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_unjson(v) for v in obj]
-    if obj in ("nan", "inf", "-inf"):
-        return float(obj)
-    return obj
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RunResult:
     """Everything one run produced.
 
     Attributes
     ----------
     config : Config
-    arrays : dict of str to ndarray
-        ``ode/t``, ``ode/m``, ``ode/a``, ``ode/loss``; per seed ``sgd/<seed>/t``, ``.../m_mean``,
-        ``m_std``, ``a_mean``, ``a_std``, ``batch_loss``, ``pop_loss``, and ``sgd/<seed>/ode_m``,
-        ``ode_a`` (the ODE at the SGD record times); ``manifold/a``, ``manifold/m``,
-        ``manifold/attracting``; ``slow/t``, ``slow/a``, ``slow/m``; ``fenichel/eps``, ``fenichel/dev_m``,
-        ``fenichel/dev_a``; ``phase/...`` when a phase diagram was asked for.
-    info : dict
-        Scalars and records: ODE events and statistics, the asymptotic law, equilibria, the
-        classification, SGD-versus-ODE deviations, timings, versions and the machine.
+    ode : Trajectory
+        The limit ODE at ``ode.points`` log-spaced times to ``ode.t_max``.
+    sgd : SGDStudy or None
+        SGD over the seeds against the ODE at the record times.
+    law : AsymptoticLaw or None
+    equilibria : tuple of Equilibrium
+    classification : Classification or None
+    manifold : CriticalManifold or None
+        The critical manifold on a grid of ``a`` covering the trajectory.
+    slow_flow : Trajectory or None
+        The reduced flow from the same initial condition (level ``"slow_flow"``).
+    fenichel : FenichelStudy or None
+        The ODE against the slow flow as ``eps`` shrinks.
+    phase : PhaseDiagram or None
+    sizes : DeviationStudy or None
+        SGD against the ODE as the width grows (the demo adds it).
+    timings : dict of str to float
+        Seconds per stage.
+    machine : dict
+        Versions, platform, date.
     """
 
     config: Config
-    arrays: dict[str, np.ndarray]
-    info: dict[str, Any] = field(default_factory=dict)
+    ode: Trajectory
+    sgd: SGDStudy | None = None
+    law: Any = None
+    equilibria: tuple[Any, ...] = ()
+    classification: Any = None
+    manifold: Any = None
+    slow_flow: Trajectory | None = None
+    fenichel: FenichelStudy | None = None
+    phase: Any = None
+    sizes: DeviationStudy | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        """The :class:`~fastslow.Model` of the config."""
+        return self.config.make_model()
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.sgd.seeds if self.sgd is not None else []
+
+    def replace(self, **changes: Any) -> "RunResult":
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = [f"RunResult({self.ode!r}"]
+        if self.sgd is not None:
+            parts.append(repr(self.sgd))
+        if self.law is not None:
+            parts.append(f"law: {self.law.verdict}")
+        if self.classification is not None:
+            parts.append(f"outcome: {self.classification.outcome}")
+        return "; ".join(parts) + ")"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RunResult):
             return NotImplemented
-        if self.config != other.config or set(self.arrays) != set(other.arrays):
+        a, b = _describe(self), _describe(other)
+        if a[0] != b[0] or set(a[1]) != set(b[1]):
             return False
-        for k, v in self.arrays.items():
-            w = other.arrays[k]
+        for k, v in a[1].items():
+            w = b[1][k]
             if v.shape != w.shape or v.dtype != w.dtype or not np.array_equal(v, w, equal_nan=v.dtype.kind == "f"):
                 return False
-        return json.dumps(_jsonable(self.info), sort_keys=True) == json.dumps(_jsonable(other.info), sort_keys=True)
+        return True
 
     __hash__ = None  # type: ignore[assignment]
 
-    @property
-    def seeds(self) -> list[int]:
-        return [int(s) for s in self.info.get("sgd", {}).get("seeds", [])]
-
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``data.npz`` and ``run.json`` into ``directory`` (created); atomic per file."""
+        """Write ``data.npz`` (atomic: temporary file, fsync, rename) and its readable copy ``run.json``
+        into ``directory`` (created)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / (DATA_NPZ + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **{k.replace("/", "__"): v for k, v in self.arrays.items()})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, d / DATA_NPZ)
-        doc = {"format": FORMAT_VERSION, "config": self.config.to_dict(), "info": _jsonable(self.info)}
-        tmp = d / (RUN_JSON + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, d / RUN_JSON)
+        doc, arrays = _describe(self)
+        text = json.dumps(doc, indent=1, allow_nan=False)
+        buf = io.BytesIO()
+        np.savez(buf, __run__=np.array(text), **{_npz_key(k): v for k, v in arrays.items()})
+        payload = buf.getvalue()
+        _atomic_write(d / DATA_NPZ, payload)
+        copy = json.dumps({**doc, "data_sha256": hashlib.sha256(payload).hexdigest(),
+                           "note": f"a readable copy of what {DATA_NPZ} holds; fastslow.load reads {DATA_NPZ}"},
+                          indent=1, allow_nan=False)
+        _atomic_write(d / RUN_JSON, (copy + "\n").encode("utf-8"))
         return d
 
 
+def _npz_key(k: str) -> str:
+    return k.replace("/", "__")
+
+
+def _describe(r: RunResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    arrays: dict[str, np.ndarray] = {}
+    fields_ = {name: _persist.dump(getattr(r, name), arrays, name) for name in
+               ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase",
+                "sizes", "timings", "machine")}
+    return {"format": FORMAT_VERSION, "config": r.config.to_dict(), "result": fields_}, arrays
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # pragma: no cover
+        pass
+
+
 def load(directory: str | os.PathLike) -> RunResult:
-    """Read a result written by :meth:`RunResult.save`."""
+    """Read a result written by :meth:`RunResult.save` (from its ``data.npz``); a missing or damaged
+    file gets a ``ValueError`` naming it."""
     d = Path(directory)
+    p = d / DATA_NPZ
+    if not p.exists():
+        raise ValueError(f"{d}: no {DATA_NPZ} here; not a fastslow run directory")
+    if not p.is_file():
+        raise ValueError(f"{p}: not a regular file")
     try:
-        with open(d / RUN_JSON, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"{d}: no {RUN_JSON} here; not a fastslow run directory") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{d / RUN_JSON}: corrupted ({exc})") from None
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError
+        raise ValueError(f"{p}: corrupted ({type(exc).__name__}: {exc})") from None
+    try:
+        doc = json.loads(str(arrays.pop("__run__")))
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{p}: not a fastslow result ({type(exc).__name__}: {exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{d / RUN_JSON}: unknown format {doc.get('format') if isinstance(doc, dict) else doc!r}")
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{p}: result format {got!r}; this fastslow reads format {FORMAT_VERSION}")
+    if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("result"), dict):
+        raise ValueError(f"{p}: damaged (no config or result)")
     try:
-        with np.load(d / DATA_NPZ, allow_pickle=False) as z:
-            arrays = {k.replace("__", "/"): z[k] for k in z.files}
-    except FileNotFoundError:
-        raise ValueError(f"{d}: {DATA_NPZ} is missing") from None
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError
-        raise ValueError(f"{d / DATA_NPZ}: corrupted ({exc})") from None
-    return RunResult(config=parse_config(doc["config"]), arrays=arrays, info=_unjson(doc["info"]))
+        cfg = parse_config(doc["config"])
+    except ConfigError as exc:
+        raise ValueError(f"{p}: its config is not valid ({exc})") from None
+    by_key = {k.replace("__", "/"): v for k, v in arrays.items()}
+    try:
+        parts = {k: _persist.restore(v, by_key) for k, v in doc["result"].items()}
+        return RunResult(config=cfg, **parts)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{p}: damaged ({type(exc).__name__}: {exc})") from None
 
 
 def _machine() -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
 
-    return {"fastslow": __version__, "numpy": np.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpus": os.cpu_count(),
+    import scipy
+
+    return {"fastslow": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -161,85 +227,42 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
     RunResult
     """
     from . import analysis as an
-    from .ode import log_times, solve_ode
-    from .sgd import compare, train_sgd
 
     cfg = config if isinstance(config, Config) else parse_config(config)
     model = cfg.make_model()
     a0, m0 = cfg.init.a0, cfg.init.m0
-    arrays: dict[str, np.ndarray] = {}
-    info: dict[str, Any] = {"model": model.to_dict(), "timings": {}}
-    T = info["timings"]
+    T: dict[str, float] = {}
+    parts: dict[str, Any] = {}
 
     start = time.perf_counter()
     t = log_times(cfg.ode.t_max, cfg.ode.points)
-    tr = solve_ode(model, a0, m0, t, rtol=cfg.ode.rtol, atol=cfg.ode.atol, dense_output=True)
+    ode = solve_ode(model, t, a0=a0, m0=m0, rtol=cfg.ode.rtol, atol=cfg.ode.atol, dense_output=False)
     T["ode"] = time.perf_counter() - start
-    arrays.update({"ode/t": tr.t, "ode/m": tr.m, "ode/a": tr.a, "ode/loss": tr.loss})
-    info["ode"] = {"status": tr.status, "message": tr.message, "nsteps": tr.nsteps, "nfev": tr.nfev,
-                   "m_peak": tr.m_peak, "t_peak": tr.t_peak, "t_half": tr.t_half, "m_final": float(tr.m[-1]),
-                   "a_final": float(tr.a[-1])}
 
     if cfg.sgd.enabled:
         sg = cfg.sgd
-        info["sgd"] = {"seeds": list(sg.seeds), "d": sg.d, "n": sg.n, "batch": sg.batch, "dt": sg.dt,
-                       "steps": sg.steps, "dtype": sg.dtype, "per_seed": {}}
         start = time.perf_counter()
-        for seed in sg.seeds:
-            res = train_sgd(model, sg.d, sg.n, sg.batch, sg.dt, sg.steps, a0, m0, seed=seed, dtype=sg.dtype,
-                            record=sg.record, spacing="linear", progress=progress)
-            pre = f"sgd/{seed}/"
-            for k in ("t", "m_mean", "m_std", "a_mean", "a_std", "batch_loss", "pop_loss"):
-                arrays[pre + k] = np.asarray(getattr(res, k))
-            ode = solve_ode(model, a0, m0, res.t, rtol=cfg.ode.rtol, atol=cfg.ode.atol, dense_output=False)
-            arrays[pre + "ode_m"], arrays[pre + "ode_a"] = ode.m, ode.a
-            c = compare(res, ode)
-            info["sgd"]["per_seed"][str(seed)] = {"max_dm": c.max_dm, "max_da": c.max_da, "wall_time": res.wall_time}
+        parts["sgd"] = sgd_against_ode(model, d=sg.d, n=sg.n, batch=sg.batch, dt=sg.dt, steps=sg.steps, a0=a0, m0=m0,
+                                       seeds=sg.seeds, dtype=sg.dtype, record=sg.record, spacing="linear",
+                                       rtol=cfg.ode.rtol, atol=cfg.ode.atol, progress=progress)
         T["sgd"] = time.perf_counter() - start
-        per = info["sgd"]["per_seed"].values()
-        info["sgd"]["max_dm"] = max(p["max_dm"] for p in per)
-        info["sgd"]["max_da"] = max(p["max_da"] for p in per)
 
     if cfg.analysis.enabled:
         start = time.perf_counter()
-        law = an.asymptotic_law(model)
-        info["law"] = law.to_dict()
-        info["equilibria"] = [e.to_dict() for e in an.equilibria(model)]
-        c = an.classify(model, a0, m0, t_max=cfg.analysis.classify_t_max, rtol=cfg.ode.rtol)
-        info["classification"] = {"outcome": str(c.outcome[0]), "exponent": float(c.exponent[0]),
-                                  "m_peak": float(c.m_peak[0]), "t_peak": float(c.t_peak[0]),
-                                  "t_half": float(c.t_half[0]), "t_max": c.t_max,
-                                  "equilibrium": c.equilibrium[0].to_dict() if c.equilibrium[0] else None}
-        amax = max(4.0, 1.5 * float(np.nanmax(np.abs(tr.a))))
+        parts["law"] = an.asymptotic_law(model)
+        parts["equilibria"] = an.equilibria(model)
+        parts["classification"] = an.classify(model, a0=a0, m0=m0, t_max=cfg.analysis.classify_t_max,
+                                              rtol=cfg.ode.rtol)
+        amax = max(4.0, 1.5 * float(np.nanmax(np.abs(ode.a))))
         ag = np.linspace(-amax, amax, 801)
-        ag = ag[ag != 0]
-        cm = an.critical_manifold(model, ag)
-        arrays.update({"manifold/a": cm.a, "manifold/m": cm.m, "manifold/attracting": cm.attracting})
-        info["folds"] = [f.to_dict() for f in cm.folds]
+        parts["manifold"] = an.critical_manifold(model, ag[ag != 0])
         if a0 != 0:
-            sf = an.solve_slow_flow(model, a0, m0, t, jump=True)
-            arrays.update({"slow/t": sf.t, "slow/a": sf.a, "slow/m": sf.m})
-            info["slow_flow"] = {"status": sf.status, "message": sf.message, "events": [e.to_dict() for e in sf.events]}
-            # the ODE against the slow flow as eps shrinks (Tikhonov/Fenichel), over slow time 0.5 .. 50
-            eps_list = np.array([1e-1, 1e-2, 1e-3])
-            dm, da = [], []
-            for eps in eps_list:
-                mm = model.replace(lr_a=eps * model.lr_w)
-                tt = np.concatenate([[0.0], np.geomspace(0.5, 50, 40) / (eps * model.lr_w)])
-                sfe = an.solve_slow_flow(mm, a0, m0, tt, jump=True)
-                tre = solve_ode(mm, a0, m0, tt, rtol=1e-10, atol=1e-12, dense_output=False)
-                dm.append(float(np.nanmax(np.abs(tre.m[1:] - sfe.m[1:]))))
-                da.append(float(np.nanmax(np.abs(tre.a[1:] - sfe.a[1:]))))
-            arrays.update({"fenichel/eps": eps_list, "fenichel/dev_m": np.array(dm), "fenichel/dev_a": np.array(da)})
+            parts["slow_flow"] = an.solve_slow_flow(model, t, a0=a0, m0=m0, jump=True)
+            parts["fenichel"] = fenichel_deviation(model, a0=a0, m0=m0)
         ph = cfg.analysis.phase
         if ph.enabled:
             xv = np.linspace(*ph.x_range, ph.x_num)
             yv = np.geomspace(*ph.y_range, ph.y_num) if ph.y_log else np.linspace(*ph.y_range, ph.y_num)
-            pd = an.phase_diagram(model, (ph.x, xv), (ph.y, yv), a0=a0, m0=m0, t_max=ph.t_max)
-            for k in ("x", "y", "outcome", "law", "exponent", "m_peak", "t_half", "m_final", "a_final"):
-                v = getattr(pd, k)
-                arrays["phase/" + k] = v.astype(str) if v.dtype.kind in "OU" else v
-            info["phase"] = {"x": ph.x, "y": ph.y, "t_max": ph.t_max, "seconds": pd.seconds}
+            parts["phase"] = an.phase_diagram(model, (ph.x, xv), (ph.y, yv), a0=a0, m0=m0, t_max=ph.t_max)
         T["analysis"] = time.perf_counter() - start
-    info["machine"] = _machine()
-    return RunResult(config=cfg, arrays=arrays, info=info)
+    return RunResult(config=cfg, ode=ode, timings=T, machine=_machine(), **parts)

@@ -91,13 +91,27 @@ def _truncate(coef: np.ndarray, second_moment: float, tol: float) -> tuple[np.nd
 
 
 def _evaluate(func: Callable[[np.ndarray], Any], x: np.ndarray, field: str) -> np.ndarray:
+    """``func`` at the nodes ``x``, vectorised if it can be, else point by point; complex values are
+    refused (casting would drop their imaginary parts with only a warning)."""
     try:
-        vals = np.asarray(func(x), dtype=float)
-        if vals.shape != x.shape:
-            raise ValueError("shape")
+        raw = np.asarray(func(x))
+        if raw.shape != x.shape or raw.dtype.kind not in "fiub":
+            raise ValueError("not a real array of the nodes' shape")
+        vals = raw.astype(float)
     except Exception:
         try:
-            vals = np.array([float(func(float(xi))) for xi in x])
+            out = []
+            for xi in x:
+                v = func(float(xi))
+                if isinstance(v, (complex, np.complexfloating)) and v.imag != 0:
+                    raise TypeError(f"{field}: the callable returned a complex value ({v!r} at z = {xi:.6g}); "
+                                    "activations and targets must be real")
+                out.append(float(np.real(v)))
+            vals = np.array(out)
+        except TypeError as exc:
+            if str(exc).startswith(f"{field}:"):
+                raise
+            raise ValueError(f"{field}: the callable could not be evaluated at real points ({exc!r})") from None
         except Exception as exc:
             raise ValueError(f"{field}: the callable could not be evaluated at real points ({exc!r})") from None
     return vals
@@ -154,10 +168,8 @@ def hermite_series(spec: Spec, *, field: str = "activation", centred: bool = Fal
 
 
 def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, tol: float) -> HermiteSeries:
-    if not (isinstance(max_order, (int, np.integer)) and 1 <= max_order <= 1000):
-        raise ValueError(f"{field}: max_order must be an integer in [1, 1000], got {max_order!r}")
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
-        raise ValueError(f"{field}: tol must be a finite number > 0, got {tol!r}")
+    max_order = lookup("max_order").check(max_order, "max_order")
+    tol = lookup("tol").check(tol, "tol")
     qerr = 0.0
     if isinstance(spec, str):
         name = spec.strip().lower()
@@ -206,8 +218,8 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
         m2 = float(np.sum(coef**2))
         source, description = "polynomial", "hermite"
     else:
-        raise ValueError(f"{field}: expected a name ({', '.join(ACTIVATIONS)}), a dict of Hermite "
-                         f"coefficients or a callable, got {type(spec).__name__}")
+        raise TypeError(f"{field}: expected a name ({', '.join(ACTIVATIONS)}), a dict of Hermite "
+                        f"coefficients, a sequence of them or a callable, got {type(spec).__name__}")
     coef = np.array(coef, dtype=float)
     if centred:
         m2 -= coef[0] ** 2
@@ -302,26 +314,35 @@ class Model:
         """The C++ model (for the integrator)."""
         return self._core
 
-    def simulator_functions(self) -> tuple[Any, Any]:
-        """How the SGD simulator evaluates the activation and the target (``_core.sgd.Function``).
-
-        Named functions are evaluated exactly (a centred one minus its constant coefficient);
-        coefficient lists and callables through their Hermite series.
-        """
-        F = _core.sgd.Function
+    def simulator_spec(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """How the SGD simulator evaluates the activation and the target, as plain data:
+        ``{"kind": "named", "name", "offset"}`` (a named function, evaluated exactly, minus ``offset``:
+        ``s_0`` for a centred activation) or ``{"kind": "hermite", "coefficients"}`` (coefficient
+        lists and callables, through their Hermite series)."""
         act = self._spec["activation"]
         if isinstance(act, str):
             name = act.strip().lower()
             offset = float(hermite_series(name, max_order=self._spec["max_order"]).coefficients[0]) if self.centred else 0.0
-            act_fn = F.named(name, offset)
+            act_spec = {"kind": "named", "name": name, "offset": offset}
         else:
-            act_fn = F.hermite(np.asarray(self.s, dtype=float), "activation")
+            act_spec = {"kind": "hermite", "coefficients": np.asarray(self.s, dtype=float)}
         tgt = self._spec["target"]
         if isinstance(tgt, str):
-            tgt_fn = F.named(tgt.strip().lower(), 0.0)
+            tgt_spec = {"kind": "named", "name": tgt.strip().lower(), "offset": 0.0}
         else:
-            tgt_fn = F.hermite(np.asarray(self.c, dtype=float), "target")
-        return act_fn, tgt_fn
+            tgt_spec = {"kind": "hermite", "coefficients": np.asarray(self.c, dtype=float)}
+        return act_spec, tgt_spec
+
+    def simulator_functions(self) -> tuple[Any, Any]:
+        """The activation and the target as the C++ simulator's ``Function`` objects (see
+        :meth:`simulator_spec`)."""
+        def make(spec: dict[str, Any], field: str) -> Any:
+            if spec["kind"] == "named":
+                return _core.sgd.Function.named(spec["name"], spec["offset"])
+            return _core.sgd.Function.hermite(spec["coefficients"], field)
+
+        act, tgt = self.simulator_spec()
+        return make(act, "activation"), make(tgt, "target")
 
     def replace(self, **changes: Any) -> "Model":
         """A copy with some constructor arguments changed (``lr_a=...``, ``target=...``)."""
@@ -358,6 +379,10 @@ class Model:
             raise ValueError("a: must be finite")
         shape = m_arr.shape
         d = self._core.derivs(np.ascontiguousarray(m_arr.ravel()), np.ascontiguousarray(a_arr.ravel()))
+        if not np.all(np.isfinite(d)):  # |a| so large that L or a derivative overflows a float
+            bad = int(np.flatnonzero(~np.all(np.isfinite(d), axis=0))[0])
+            raise ValueError(f"a: |a| = {abs(float(a_arr.ravel()[bad])):.3g} is too large: the loss or its "
+                             "derivatives overflow a float there (L grows as a^2)")
         return d, shape
 
     def loss(self, m: Any, a: Any) -> np.ndarray:

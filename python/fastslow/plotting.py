@@ -10,6 +10,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .params import label
+from .study import loglog_slope as _loglog_slope
+
 __all__ = ["OKABE_ITO", "phase_portrait", "time_series", "limit_comparison", "phase_diagram", "FIGURES"]
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -31,10 +34,10 @@ def phase_portrait(result: Any, ax: Any = None) -> Any:
     folds, equilibria (filled: stable), slow-flow arrows on attracting branches, the ODE trajectory
     and the SGD mean trajectories with their spread across neurons (bars: +-1 std)."""
     fig, (ax,) = _axes(ax, 1, (6.5, 5.0))
-    A = result.arrays
-    model = result.config.make_model()
-    if "manifold/a" in A:
-        a, m, att = A["manifold/a"], A["manifold/m"], A["manifold/attracting"]
+    model = result.model
+    ode = result.ode
+    if result.manifold is not None:
+        a, m, att = result.manifold.a, result.manifold.m, result.manifold.attracting
         first = {True: True, False: True}
         for b in range(m.shape[1]):
             for kind in (True, False):
@@ -53,28 +56,29 @@ def phase_portrait(result: Any, ax: Any = None) -> Any:
                 if da != 0:
                     ax.annotate("", xy=(m[i, b], a[i] + 0.2 * da * max(1.0, abs(a[i]))), xytext=(m[i, b], a[i]),
                                 arrowprops={"arrowstyle": "-|>", "color": ATTRACTING, "lw": 1.2})
-        for f in result.info.get("folds", []):
-            ax.plot(f["m"], f["a"], "s", color="k", ms=7, label="fold")
-        for e in result.info.get("equilibria", []):
-            if abs(e["a"]) <= np.max(np.abs(a)):
-                ax.plot(e["m"], e["a"], "o", ms=8, mec="k", mfc="k" if e["stability"] == "stable" else "w",
+        for f in result.manifold.folds:
+            ax.plot(f.m, f.a, "s", color="k", ms=7, label="fold")
+        for e in result.equilibria:
+            if abs(e.a) <= np.max(np.abs(a)):
+                ax.plot(e.m, e.a, "o", ms=8, mec="k", mfc="k" if e.stability == "stable" else "w",
                         label=None)
         ax.plot([], [], "o", mec="k", mfc="k", label="equilibrium, stable")
         ax.plot([], [], "o", mec="k", mfc="w", label="equilibrium, unstable/saddle")
     ax.axvline(-1, color="0.5", lw=0.8)
     ax.axvline(1, color="0.5", lw=0.8)
-    ax.plot(A["ode/m"], A["ode/a"], color=ODE_C, lw=1.0, label="limit ODE", gid="ode")
-    for i, s in enumerate(result.seeds):
-        p = f"sgd/{s}/"
-        ax.errorbar(A[p + "m_mean"], A[p + "a_mean"], xerr=A[p + "m_std"], yerr=A[p + "a_std"], fmt="o", ms=3,
-                    color=OKABE_ITO[(2 + i) % 8], elinewidth=0.6, label=f"SGD mean +- std, seed {s}", gid=f"sgd-{s}")
+    ax.plot(ode.m, ode.a, color=ODE_C, lw=1.0, label="limit ODE", gid="ode")
+    if result.sgd is not None:
+        sg = result.sgd.sgd
+        for i, s in enumerate(result.seeds):
+            ax.errorbar(sg.m[i], sg.a[i], xerr=sg.m_std[i], yerr=sg.a_std[i], fmt="o", ms=3,
+                        color=OKABE_ITO[(2 + i) % 8], elinewidth=0.6, label=f"SGD mean +- std, seed {s}", gid=f"sgd-{s}")
     ax.set_xlim(-1, 1)
-    amax = float(np.nanmax(np.abs(A["ode/a"])))
+    amax = float(np.nanmax(np.abs(ode.a)))
     top = amax * 1.3 + 0.5
-    ax.set_ylim(min(-0.5, float(np.nanmin(A["ode/a"])) - 0.5), top)
+    ax.set_ylim(min(-0.5, float(np.nanmin(ode.a)) - 0.5), top)
     if amax > 10:  # a grows as a power of t when unlearning: keep a ~ 1 (learning, SGD) readable
         ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(min(-0.5, float(np.nanmin(A["ode/a"])) - 0.5), amax * 2)
+        ax.set_ylim(min(-0.5, float(np.nanmin(ode.a)) - 0.5), amax * 2)
     ax.set_xlabel("alignment m = w . theta (dimensionless)")
     ax.set_ylabel("second-layer weight a (dimensionless" + (", symlog scale)" if amax > 10 else ")"))
     ax.set_title("Phase portrait", fontsize=10)
@@ -86,30 +90,30 @@ def time_series(result: Any, axes: Any = None) -> Any:
     """``m(t)``, ``a(t)`` and the loss against ``t`` (log-log), with the asymptotic law and the
     exponent measured over the last decade."""
     fig, axs = _axes(axes, 3, (13.0, 4.0))
-    A = result.arrays
-    t, m, a, loss = A["ode/t"][1:], A["ode/m"][1:], A["ode/a"][1:], A["ode/loss"][1:]
+    ode = result.ode
+    t, m, a, loss = ode.t[1:], ode.m[1:], ode.a[1:], ode.loss[1:]
     sel = t >= t[-1] / 10
     def slope(y: np.ndarray) -> float:
         return _loglog_slope(t[sel], np.abs(y[sel]))
     axs[0].loglog(t, np.abs(m), color=ODE_C, label=f"|m|, ODE (last decade: t^{slope(m):+.3f})", gid="ode-m")
     axs[1].loglog(t, np.abs(a), color=ODE_C, label=f"|a|, ODE (last decade: t^{slope(a):+.3f})", gid="ode-a")
     axs[2].loglog(t, loss, color=ODE_C, label="population loss, ODE", gid="ode-loss")
-    law = result.info.get("law")
-    if law and law.get("verdict") == "unlearning":
-        q1 = law["power"] + 1
-        a_law = np.sign(result.config.init.a0 or 1.0) * (abs(result.config.init.a0) ** q1 + q1 * law["D"] * law["lr_a"] * t) ** (1 / q1)
+    law = result.law
+    if law is not None and law.verdict == "unlearning":
+        q1 = law.power + 1
+        a_law = law.predict_a(t, a0=result.config.init.a0)
         tail = t >= t[-1] / 1e3
         axs[1].loglog(t[tail], np.abs(a_law[tail]), ":", color=LAW_C, lw=2.5,
-                      label=f"law: a ~ t^(1/{q1}) ({law['kind']}, order {law['order']})", gid="law-a")
-        axs[0].loglog(t[tail], np.abs(law["mu"] / a_law[tail]), ":", color=LAW_C, lw=2.5,
+                      label=f"law: a ~ t^(1/{q1}) ({law.kind}, order {law.order})", gid="law-a")
+        axs[0].loglog(t[tail], np.abs(law.mu / a_law[tail]), ":", color=LAW_C, lw=2.5,
                       label=f"law: m = mu / a ~ t^(-1/{q1})", gid="law-m")
-    for i, s in enumerate(result.seeds):
-        p = f"sgd/{s}/"
-        ts = A[p + "t"]
-        k = ts > 0
-        axs[0].loglog(ts[k], np.abs(A[p + "m_mean"][k]), "o", ms=3, color=OKABE_ITO[(2 + i) % 8], label=f"SGD, seed {s}")
-        axs[1].loglog(ts[k], np.abs(A[p + "a_mean"][k]), "o", ms=3, color=OKABE_ITO[(2 + i) % 8])
-        axs[2].loglog(ts[k], A[p + "pop_loss"][k], "o", ms=3, color=OKABE_ITO[(2 + i) % 8])
+    if result.sgd is not None:
+        sg = result.sgd.sgd
+        k = sg.t > 0
+        for i, s in enumerate(result.seeds):
+            axs[0].loglog(sg.t[k], np.abs(sg.m[i][k]), "o", ms=3, color=OKABE_ITO[(2 + i) % 8], label=f"SGD, seed {s}")
+            axs[1].loglog(sg.t[k], np.abs(sg.a[i][k]), "o", ms=3, color=OKABE_ITO[(2 + i) % 8])
+            axs[2].loglog(sg.t[k], sg.loss[i][k], "o", ms=3, color=OKABE_ITO[(2 + i) % 8])
     for ax, yl in zip(axs, ("alignment |m|", "second-layer weight |a|", "population loss L")):
         ax.set_xlabel("t (ODE time; steps x dt)")
         ax.set_ylabel(yl)
@@ -117,41 +121,31 @@ def time_series(result: Any, axes: Any = None) -> Any:
     return fig
 
 
-def _loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
-    """Least-squares slope of log y against log x over the finite, positive points (NaN if < 2)."""
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if ok.sum() < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
-
-
 def limit_comparison(result: Any, axes: Any = None) -> Any:
     """Left: SGD minus the ODE over time (and, when the result holds a size sequence, the maximal
     deviation against the width ``n = d`` with its fitted log-log slope). Right: the maximal
     deviation of the ODE from the slow flow against ``eps = lr_a / lr_w``, with its slope."""
     fig, axs = _axes(axes, 2, (11.0, 4.0))
-    A = result.arrays
-    if "sizes/n" in A:
-        n, dm = A["sizes/n"], A["sizes/max_dm"]
+    if result.sizes is not None:
+        n, dm = result.sizes.values, result.sizes.max_dm
         k = _loglog_slope(n, dm)
         axs[0].loglog(n, dm, "o-", color=SGD_C, label=f"max |m_SGD - m_ODE| (slope {k:.2f})", gid="sizes")
         axs[0].set_xlabel("width n = d (batch B = 8d)")
         axs[0].set_ylabel("max deviation over t")
-    else:
+    elif result.sgd is not None:
+        c = result.sgd.comparison
         for i, s in enumerate(result.seeds):
-            p = f"sgd/{s}/"
-            axs[0].plot(A[p + "t"], A[p + "m_mean"] - A[p + "ode_m"], color=OKABE_ITO[(2 + i) % 8],
-                        label=f"m_SGD - m_ODE, seed {s}", gid=f"dm-{s}")
-            axs[0].plot(A[p + "t"], A[p + "a_mean"] - A[p + "ode_a"], "--", color=OKABE_ITO[(2 + i) % 8],
-                        label=f"a_SGD - a_ODE, seed {s}", gid=f"da-{s}")
+            axs[0].plot(c.t, c.dm[i], color=OKABE_ITO[(2 + i) % 8], label=f"m_SGD - m_ODE, seed {s}", gid=f"dm-{s}")
+            axs[0].plot(c.t, c.da[i], "--", color=OKABE_ITO[(2 + i) % 8], label=f"a_SGD - a_ODE, seed {s}",
+                        gid=f"da-{s}")
         axs[0].axhline(0, color="0.6", lw=0.8)
         axs[0].set_xlabel("t (ODE time)")
         axs[0].set_ylabel("deviation from the limit ODE")
     axs[0].set_title("SGD against the limit ODE", fontsize=10)
     if axs[0].get_legend_handles_labels()[0]:
         axs[0].legend(fontsize=7)
-    if "fenichel/eps" in A:
-        e, dm, da = A["fenichel/eps"], A["fenichel/dev_m"], A["fenichel/dev_a"]
+    if result.fenichel is not None:
+        e, dm, da = result.fenichel.eps, result.fenichel.dev_m, result.fenichel.dev_a
         sm, sa = _loglog_slope(e, dm), _loglog_slope(e, da)
         axs[1].loglog(e, dm, "o-", color=ATTRACTING, label=f"max |m_ODE - m_slow| (slope {sm:.2f})", gid="fen-m")
         axs[1].loglog(e, da, "s-", color=REPELLING, label=f"max |a_ODE - a_slow| (slope {sa:.2f})", gid="fen-a")
@@ -168,38 +162,25 @@ def phase_diagram(result: Any, ax: Any = None) -> Any:
     from matplotlib.colors import ListedColormap
 
     fig, (ax,) = _axes(ax, 1, (6.5, 5.0))
-    A = result.arrays
-    x, y, out = A["phase/x"], A["phase/y"], A["phase/outcome"]
+    pd = result.phase
+    x, y, out = pd.x, pd.y, np.asarray(pd.outcome)
     names = ["learning", "lazy", "unlearning", "undetermined", "failed"]
     code = np.vectorize(lambda s: names.index(str(s)))(out).astype(float)
     cmap = ListedColormap([OKABE_ITO[0], OKABE_ITO[5], OKABE_ITO[1], "#BBBBBB", "#000000"])
     mesh = ax.pcolormesh(x, y, code, cmap=cmap, vmin=-0.5, vmax=4.5, shading="nearest")
     cb = fig.colorbar(mesh, ax=ax, ticks=range(5))
     cb.ax.set_yticklabels(names, fontsize=8)
-    th = A["phase/t_half"]
+    th = np.asarray(pd.t_half, dtype=float)
     if np.isfinite(th).sum() > 4:
         with np.errstate(divide="ignore", invalid="ignore"):
             cs = ax.contour(x, y, np.log10(th), colors="k", linewidths=0.8)
         ax.clabel(cs, fontsize=7, fmt="%.1f")
-    ph = result.info.get("phase", {})
-    ax.set_xlabel(_param_label(ph.get("x", "x")))
-    ax.set_ylabel(_param_label(ph.get("y", "y")))
-    if ph.get("y") in ("a0",) and np.all(y > 0) and y[-1] / y[0] > 10:
+    ax.set_xlabel(label(pd.x_name))
+    ax.set_ylabel(label(pd.y_name))
+    if result.config.analysis.phase.y_log and np.all(y > 0) and y[-1] / y[0] > 10:
         ax.set_yscale("log")
-    ax.set_title(f"Outcome by t = {ph.get('t_max', float('nan')):.0e}; contours: log10 half-life", fontsize=10)
+    ax.set_title(f"Outcome by t = {pd.t_max:.0e}; contours: log10 half-life", fontsize=10)
     return fig
-
-
-def _param_label(name: str) -> str:
-    fixed = {"a0": "a0, initial second-layer weight", "m0": "m0, initial alignment", "lr_a": "lr_a",
-             "lr_w": "lr_w", "eps": "eps = lr_a / lr_w", "noise": "label-noise variance"}
-    if name in fixed:
-        return fixed[name]
-    if name[:1] == "c":
-        return f"{name}, target's Hermite coefficient of order {name[1:]}"
-    if name[:1] == "s":
-        return f"{name}, activation's Hermite coefficient of order {name[1:]}"
-    return name
 
 
 FIGURES = {"phase_portrait": phase_portrait, "time_series": time_series, "limit_comparison": limit_comparison,
@@ -214,9 +195,9 @@ def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "
     d.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fn in FIGURES.items():
-        if name == "phase_diagram" and "phase/x" not in result.arrays:
+        if name == "phase_diagram" and result.phase is None:
             continue
-        if name == "limit_comparison" and not any(k.startswith(("sgd/", "sizes/", "fenichel/")) for k in result.arrays):
+        if name == "limit_comparison" and result.sgd is None and result.sizes is None and result.fenichel is None:
             continue  # neither SGD nor the slow flow was run: nothing to compare
         fig = fn(result)
         for fmt in formats:

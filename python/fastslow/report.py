@@ -21,28 +21,28 @@ def _fmt(x: Any) -> str:
 
 def summary_rows(result: Any) -> list[tuple[str, str]]:
     """The headline numbers: verdict, exponent, peak alignment, half-life, SGD-versus-ODE deviation."""
-    info = result.info
-    rows = [("model", repr(result.config.make_model())),
+    rows = [("model", repr(result.model)),
             ("initial condition", f"a0 = {result.config.init.a0:g}, m0 = {result.config.init.m0:g}")]
-    law = info.get("law")
-    if law:
-        rows.append(("asymptotic law", f"{law['verdict']} ({law['reason']})"))
-        if law["verdict"] == "unlearning":
-            rows.append(("predicted exponent of a", f"1/{law['power'] + 1} = {law['exponent']:.4f}"))
-    c = info.get("classification")
-    if c:
-        rows.append(("trajectory outcome", f"{c['outcome']} by t = {c['t_max']:.0e}"))
-        if c["outcome"] == "unlearning":
-            rows.append(("measured exponent of m (last decade)", _fmt(c["exponent"])))
-        rows.append(("peak alignment", f"{_fmt(c['m_peak'])} at t = {_fmt(c['t_peak'])}"))
-        rows.append(("half-life (m falls to half its peak)", _fmt(c["t_half"])))
-    ode = info["ode"]
-    rows.append(("ODE at t_max", f"m = {_fmt(ode['m_final'])}, a = {_fmt(ode['a_final'])} ({ode['nsteps']} steps)"))
-    if "sgd" in info:
-        s = info["sgd"]
+    law = result.law
+    if law is not None:
+        rows.append(("asymptotic law", f"{law.verdict} ({law.reason})"))
+        if law.verdict == "unlearning":
+            rows.append(("predicted exponent of a", f"1/{law.power + 1} = {law.exponent:.4f}"))
+    c = result.classification
+    if c is not None:
+        rows.append(("trajectory outcome", f"{c.outcome} by t = {c.t_max:.0e}"))
+        if c.outcome == "unlearning":
+            rows.append(("measured exponent of m (last decade)", _fmt(float(c.exponent))))
+        rows.append(("peak alignment", f"{_fmt(float(c.m_peak))} at t = {_fmt(float(c.t_peak))}"))
+        rows.append(("half-life (m falls to half its peak)", _fmt(float(c.t_half))))
+    ode = result.ode
+    rows.append(("ODE at t_max", f"m = {_fmt(float(ode.m[-1]))}, a = {_fmt(float(ode.a[-1]))} ({int(ode.nsteps)} steps)"))
+    if result.sgd is not None:
+        p = result.sgd.sgd.params
+        cmp = result.sgd.comparison
         rows.append(("SGD vs ODE, max deviation",
-                     f"|dm| = {s['max_dm']:.3g}, |da| = {s['max_da']:.3g} (d = {s['d']}, n = {s['n']}, B = {s['batch']}, "
-                     f"dt = {s['dt']:g}, {len(s['seeds'])} seeds)"))
+                     f"|dm| = {cmp.max_dm:.3g}, |da| = {cmp.max_da:.3g} (d = {p['d']}, n = {p['n']}, B = {p['batch']}, "
+                     f"dt = {p['dt']:g}, {len(result.seeds)} seeds)"))
     return rows
 
 
@@ -50,8 +50,8 @@ def write_report(result: Any, directory: str | Path, figures: list[str], fmt: st
     """Write ``report.md`` (figures linked) and ``report.html`` (figures embedded) into ``directory``."""
     d = Path(directory)
     rows = summary_rows(result)
-    eqs = result.info.get("equilibria", [])
-    t = result.info.get("timings", {})
+    eqs = [e.to_dict() for e in result.equilibria]
+    t = result.timings
     md = ["# fastslow run report", "", "| quantity | value |", "| --- | --- |"]
     md += [f"| {k} | {v} |" for k, v in rows]
     if eqs:
@@ -60,8 +60,8 @@ def write_report(result: Any, directory: str | Path, figures: list[str], fmt: st
     md += ["", "## Figures", ""]
     md += [f"![{name}](figures/{name}.{fmt})" for name in figures]
     md += ["", "## Timings", "", ", ".join(f"{k}: {v:.2f} s" for k, v in t.items()), "",
-           f"fastslow {result.info['machine']['fastslow']}, {result.info['machine']['platform']}, "
-           f"{result.info['machine']['date']}", ""]
+           f"fastslow {result.machine.get('fastslow')}, {result.machine.get('platform')}, "
+           f"{result.machine.get('date')}", ""]
     p_md = d / "report.md"
     p_md.write_text("\n".join(md), encoding="utf-8")
 

@@ -204,18 +204,19 @@ class SGDTrainer:
             target[...] = v
         self.step_count = step
 
+    def run_signature(self, steps: int, record: np.ndarray) -> dict[str, Any]:
+        """Everything that determines a run of ``steps`` steps recorded at ``record``: a checkpoint
+        resumes only a run with the same signature."""
+        md = self.model.to_dict()
+        return {"version": CHECKPOINT_VERSION, "d": self.d, "n": self.n, "batch": self.batch, "dt": self.dt,
+                "steps": int(steps), "a0": self.a0, "m0": self.m0, "seed": self.seed, "dtype": self.dtype,
+                "record": np.asarray(record).tolist(),
+                "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
+
     def __repr__(self) -> str:
         op = self.order_parameters()
         return (f"SGDTrainer(d={self.d}, n={self.n}, batch={self.batch}, dt={self.dt:g}, {self.dtype}, seed={self.seed}, "
                 f"step {self.step_count}: m_mean = {op.m_mean:.4g}, a_mean = {op.a_mean:.4g})")
-
-
-def _signature(tr: SGDTrainer, steps: int, rec: np.ndarray) -> dict[str, Any]:
-    """Everything that determines a run: a checkpoint only resumes a run with the same signature."""
-    md = tr.model.to_dict()
-    return {"version": CHECKPOINT_VERSION, "d": tr.d, "n": tr.n, "batch": tr.batch, "dt": tr.dt, "steps": steps,
-            "a0": tr.a0, "m0": tr.m0, "seed": tr.seed, "dtype": tr.dtype, "record": rec.tolist(),
-            "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
 
 
 def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
@@ -248,7 +249,7 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     Trajectory
         Level ``"sgd"``: ``m``, ``a`` the means over neurons, ``loss`` the exact population loss of
         the finite network; ``series``: ``step``, ``m_std``, ``a_std``, ``batch_loss`` (NaN at step
-        0); ``stats``: ``wall_time``.
+        0); ``params``: the settings, the model and ``wall_time`` (seconds).
 
     Raises
     ------
@@ -263,7 +264,7 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     progress = V.flag(progress, "progress")
     ck_path = _check_path(checkpoint, "checkpoint") if checkpoint is not None else None
     trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads)
-    signature = _signature(trainer, steps, rec)
+    signature = trainer.run_signature(steps, rec)
     cols: dict[str, list[float]] = {k: [] for k in RECORD_COLUMNS}
     params = {"model": trainer.model.to_dict(), "d": trainer.d, "n": trainer.n, "batch": trainer.batch,
               "dt": trainer.dt, "steps": steps, "a0": trainer.a0, "m0": trainer.m0, "seed": trainer.seed,
@@ -292,7 +293,7 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         return Trajectory(level="sgd", t=step * trainer.dt, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
                           message=message, series={"step": step, "m_std": arr["m_std"], "a_std": arr["a_std"],
                                                    "batch_loss": arr["batch_loss"]},
-                          stats={"wall_time": wall}, params=params)
+                          params={**params, "wall_time": wall})
 
     def last_batch_loss() -> float:
         # the batch loss of the step just taken (a resumed trainer has taken none: the checkpoint's)

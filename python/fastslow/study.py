@@ -25,7 +25,7 @@ from .sgd import train_sgd
 from .trajectory import Comparison, Trajectory, compare
 
 __all__ = ["SGDStudy", "sgd_against_ode", "FenichelStudy", "fenichel_deviation", "LimitCells", "limit_cells",
-           "loglog_slope"]
+           "DeviationStudy", "deviation_against_width", "loglog_slope"]
 
 
 def loglog_slope(x: Any, y: Any) -> float:
@@ -231,3 +231,57 @@ def limit_cells(models: Model | Sequence[Model], *, a0: Any, m0: Any = 0.0, t_ev
             law = np.array([verdicts[id(model_list[i])].verdict for i in idx.ravel()]).reshape(shape)
             law_exp = np.array([verdicts[id(model_list[i])].exponent for i in idx.ravel()]).reshape(shape)
     return LimitCells(ode=ode, classification=cls, law=law, law_exponent=law_exp)
+
+
+@dataclass(frozen=True, repr=False)
+class DeviationStudy:
+    """How far SGD is from the limit ODE as one quantity varies (the others fixed).
+
+    Attributes
+    ----------
+    varied : str
+        The quantity varied (a parameter name, e.g. ``"n"`` for ``n = d`` with ``B = 8d``).
+    values : ndarray
+    max_dm, max_da : ndarray
+        Per value: the largest ``|m_SGD - m_ODE|``, ``|a_SGD - a_ODE|`` over the records, mean over seeds.
+    stderr_dm, stderr_da : ndarray
+        Their standard errors over the seeds (NaN with one seed).
+    slope_dm : float
+        The log-log slope of ``max_dm`` against ``values``.
+    """
+
+    varied: str
+    values: np.ndarray
+    max_dm: np.ndarray
+    max_da: np.ndarray
+    stderr_dm: np.ndarray
+    stderr_da: np.ndarray
+    slope_dm: float
+
+    def __repr__(self) -> str:
+        return (f"DeviationStudy({self.varied} from {self.values.min():g} to {self.values.max():g}: max |dm| "
+                f"{self.max_dm.min():.3g} .. {self.max_dm.max():.3g}, slope {self.slope_dm:.2f})")
+
+    def to_xarray(self) -> Any:
+        import xarray as xr
+
+        return xr.Dataset({k: (self.varied, getattr(self, k)) for k in ("max_dm", "max_da", "stderr_dm", "stderr_da")},
+                          coords={self.varied: self.values}, attrs={"slope_dm": self.slope_dm})
+
+
+def deviation_against_width(model: Model, *, widths: Sequence[int], a0: float, m0: float = 0.0,
+                            batch_per_d: int = 8, dt: float = 0.05, steps: int = 100, seeds: Sequence[int] = (0,),
+                            record: int = 21) -> DeviationStudy:
+    """SGD against the ODE for ``n = d`` in ``widths`` with ``B = batch_per_d * d``."""
+    dm, da, sdm, sda = [], [], [], []
+    for w in widths:
+        st = sgd_against_ode(model, d=w, n=w, batch=batch_per_d * w, dt=dt, steps=steps, a0=a0, m0=m0, seeds=seeds,
+                             record=record)
+        k = len(st.seeds)
+        dm.append(float(np.mean(st.max_dm)))
+        da.append(float(np.mean(st.max_da)))
+        sdm.append(float(np.std(st.max_dm, ddof=1) / math.sqrt(k)) if k > 1 else math.nan)
+        sda.append(float(np.std(st.max_da, ddof=1) / math.sqrt(k)) if k > 1 else math.nan)
+    values = np.asarray(widths, dtype=float)
+    return DeviationStudy(varied="n", values=values, max_dm=np.array(dm), max_da=np.array(da),
+                          stderr_dm=np.array(sdm), stderr_da=np.array(sda), slope_dm=loglog_slope(values, dm))
