@@ -43,7 +43,7 @@ def dump(obj: Any, arrays: dict[str, np.ndarray], path: str = "r") -> Any:
     if isinstance(obj, (complex, np.complexfloating)):
         return {_COMPLEX: [dump(obj.real, arrays), dump(obj.imag, arrays)]}
     if isinstance(obj, np.ndarray):
-        a = np.ascontiguousarray(obj)
+        a = obj if obj.flags.c_contiguous else np.ascontiguousarray(obj)  # (keeps 0-d arrays 0-d)
         if a.dtype.hasobject:
             a = a.astype(str)
         key = path
