@@ -28,8 +28,8 @@ def batch(s: np.ndarray, lr_w: float, lr_a: float, a0: np.ndarray, c3: np.ndarra
           rtol: float, atol: float, max_steps: int = 100_000) -> dict[str, Any]:
     """Integrate ``len(a0)`` trajectories (target ``h1 + c3 h3``, tanh student with coefficients ``s``).
 
-    Returns the compile time, the run time (after compilation, median of ``repeats``), and ``m``, ``a``
-    at ``t_eval`` (shape ``(N, len(t_eval))``).
+    Returns the compile time, the time of one run after compilation, ``m`` and ``a`` at ``t_eval``
+    (shape ``(N, len(t_eval))``), whether each trajectory succeeded, and its accepted steps.
     """
     import jax
     import jax.numpy as jnp
