@@ -7,13 +7,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import math
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import fastslow as fs
-from conftest import TIME_SCALE
+from conftest import TIME_SCALE, clean_env
 from fastslow import _core, reference
 
 MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
@@ -119,8 +120,13 @@ def test_damaged_run_results_get_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="data.npz: corrupted"):
         fs.load(d)
     data.write_bytes(good)
-    (d / "run.json").write_text('{"format": ')
-    with pytest.raises(ValueError, match="run.json: corrupted"):
+    (d / "run.json").write_text('{"format": ')  # the readable copy: fs.load reads data.npz alone
+    assert fs.load(d) == res
+    import zipfile
+
+    with zipfile.ZipFile(data, "w") as z:  # a zip that is not a result
+        z.writestr("x.npy", b"")
+    with pytest.raises(ValueError, match="data.npz: (corrupted|not a fastslow result)"):
         fs.load(d)
     with pytest.raises(ValueError, match="not a fastslow run directory"):
         fs.load(tmp_path / "nothing")
@@ -142,7 +148,7 @@ def test_m0_within_1e15_of_the_pole(m0):
     assert tr.success and np.all(np.isfinite(tr.m)) and np.all(np.abs(tr.m) <= 1)
     assert tr.v[0] == pytest.approx(math.atanh(m0), rel=1e-12)  # v = artanh m0 = +-17.6, exactly
     assert_matches_reference(MODEL, tr, 1.0, m0, t)
-    with pytest.raises(ValueError, match=r"m0: the initial alignment must satisfy \|m0\| < 1"):
+    with pytest.raises(ValueError, match=r"m0: must be > -1 and < 1, got 1.0"):
         fs.solve_ode(MODEL, t, a0=1.0, m0=1.0)
 
 
@@ -219,3 +225,101 @@ def test_complex_input_is_refused_not_truncated():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             with pytest.raises(TypeError, match=field):
                 fn()
+
+
+# --- issue 16: findings of an adversarial run -------------------------------------------------------
+def test_thread_counts_have_one_bound_everywhere(monkeypatch):
+    """Item 1: threads=100000 segfaulted the batch paths; one rule for all: 1 to the usable cores."""
+    from fastslow._runtime import usable_cores
+
+    cores = usable_cores()
+    with pytest.raises(ValueError, match=rf"^threads: must be an integer from 1 to {cores}"):
+        fs.solve_ode_batch(MODEL, [0, 1, 10], a0=np.ones(4), threads=100000)
+    with pytest.raises(ValueError, match="^threads"):
+        fs.train_sgd(MODEL, d=8, n=4, batch=8, dt=0.1, steps=2, a0=1.0, threads=40000, progress=False)
+    with pytest.raises(ValueError, match="^threads"):
+        fs.SGDTrainer(MODEL, d=8, n=4, batch=8, dt=0.1, a0=1.0, threads=cores + 1)
+    monkeypatch.setenv("FASTSLOW_NUM_THREADS", "100000")
+    with pytest.raises(ValueError, match="^FASTSLOW_NUM_THREADS: must be an integer from 1"):
+        fs.solve_ode_batch(MODEL, [0, 1], a0=np.ones(2))
+    monkeypatch.setenv("FASTSLOW_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="^FASTSLOW_NUM_THREADS"):
+        fs.solve_ode_batch(MODEL, [0, 1], a0=np.ones(2))
+    monkeypatch.setenv("FASTSLOW_NUM_THREADS", "1")
+    assert fs.solve_ode_batch(MODEL, [0, 1], a0=np.ones(2)).success.all()
+    # the raw bindings refuse too (a clear error, not a crash)
+    with pytest.raises(ValueError, match="threads"):
+        _core.ode.solve_batch([MODEL.core], np.zeros(2), np.ones(2), np.array([0.0, 1.0]), _core.ode.Options(), 100000)
+
+
+def test_out_of_memory_inside_the_core_is_an_error_not_an_abort():
+    """Item 2: std::bad_alloc inside an OpenMP region aborted the process; and the memory checks
+    ignored RLIMIT_AS. Under ulimit -v the public call refuses up front, naming the limit, and the
+    raw binding raises MemoryError."""
+    code = (
+        "import resource, numpy as np\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3_000_000_000, 3_000_000_000))\n"
+        "import fastslow as fs\n"
+        "from fastslow import _core\n"
+        "M = fs.Model('tanh', {1: 1.0, 3: 0.3})\n"
+        "t = np.linspace(0, 10, 2 * 10**7)\n"
+        "try:\n"
+        "    fs.solve_ode_batch(M, t, a0=np.ones(2), threads=2)\n"
+        "except ValueError as e:\n"
+        "    print('refused', 'ulimit -v' in str(e))\n"
+        "try:\n"
+        "    _core.ode.solve_batch([M.core], np.zeros(2), np.ones(2), t, _core.ode.Options(), 2)\n"
+        "except MemoryError:\n"
+        "    print('MemoryError')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["refused", "True", "MemoryError"], r.stdout
+
+
+def test_no_silent_overflow_or_loose_types():
+    """Item 13: grad(0, 1e300) gave [nan, 0], loss(0.5, 1e200) gave inf; "0.5", True and complex
+    numbers were taken as reals; a callable activation returning complex values passed."""
+    m = MODEL
+    for call in (lambda: m.grad(0.0, 1e300), lambda: m.loss(0.5, 1e200), lambda: m.hessian(0.1, -1e250)):
+        with pytest.raises(ValueError, match="^a: .* too large"):
+            call()
+    assert np.isfinite(m.loss(0.5, 1e100))
+    for bad in ("0.5", True, np.complex128(0.5 + 1j)):
+        with pytest.raises(TypeError, match="^a0"):
+            fs.solve_ode(m, [0.0, 1.0], a0=bad)
+        with pytest.raises(TypeError, match="^lr_a"):
+            fs.Model("tanh", lr_a=bad)
+    with pytest.raises(TypeError, match="^activation: the callable returned a complex value"):
+        fs.Model(lambda z: z + 1j * z)
+
+
+def test_bad_files_are_named_errors(tmp_path):
+    """Item 12: a TOML key '³', deep nesting, a Latin-1 file and a checkpoint with a damaged signature
+    gave raw exceptions."""
+    from fastslow.config import ConfigError, load_config
+
+    cases = {"key.toml": ("[model.target]\n'³' = 1.0\n", "model.target.³"),
+             "deep.toml": ("x = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+             "latin1.toml": (None, "not UTF-8")}
+    for name, (text, needle) in cases.items():
+        p = tmp_path / name
+        if text is None:
+            p.write_bytes('[model]\nactivation = "tanh" # caf\xe9\n'.encode("latin-1"))
+        else:
+            p.write_text(text)
+        with pytest.raises(ConfigError, match=needle):
+            load_config(p)
+    ck = tmp_path / "ck.npz"
+    fs.train_sgd(MODEL, d=8, n=4, batch=8, dt=0.1, steps=4, a0=1.0, record=3, progress=False, checkpoint=ck)
+    with np.load(ck) as z:
+        data = dict(z)
+    for key, value in (("signature", np.array("[]")), ("signature", np.array("not json"))):
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, **{**data, key: value})
+        with pytest.raises(ValueError, match="^resume: .*damaged signature"):
+            fs.load_checkpoint(bad)
+    bad = tmp_path / "bad2.npz"
+    np.savez(bad, **{k: v for k, v in data.items() if k != "rec_loss"})
+    with pytest.raises(ValueError, match="missing rec_loss"):
+        fs.load_checkpoint(bad)

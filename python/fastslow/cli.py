@@ -9,7 +9,7 @@
     fastslow --version
 
 Exit codes: 0 success, 2 bad input (a config error names the field), 1 failure (for a sweep: some
-cells failed; they are recorded in the dataset), 130 a sweep interrupted by Ctrl-C (finished cells kept).
+cells failed; they are recorded in the dataset), 130 interrupted by Ctrl-C (a sweep keeps its finished cells).
 """
 
 from __future__ import annotations
@@ -168,53 +168,76 @@ def _is_sweep_file(path: str) -> bool:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    import numpy as np
+    out = Path(args.out) if args.out else None
+    try:  # Ctrl-C at any moment, start-up included: a message and exit 130, never a traceback
+        import json
 
-    from .sweep import SweepError, load_sweep_spec, sweep
+        import numpy as np
 
-    try:
-        spec = load_sweep_spec(args.spec)
-    except SweepError as exc:
-        raise _InputError(str(exc)) from None
-    if args.workers is not None and args.workers < 1:
-        raise _InputError(f"--workers: expected an integer >= 1, got {args.workers}")
-    stem = Path(args.spec).stem
-    out = Path(args.out or f"results/sweep-{stem.removeprefix('sweep_').removeprefix('sweep-')}")
-    client: Any = args.scheduler
-    if not args.quiet:
-        n = args.workers or 1
-        where = {None: "this process" + (f" ({n} SGD tasks at once)" if n > 1 else ""),
-                 "local": f"a local Dask cluster of {args.workers or 'one per core'} worker processes"}.get(
-            client, f"the Dask cluster at {client}")
-        print(f"fastslow sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
-              f"computing {', '.join(spec.compute)}, on {where} -> {out}")
-    start = time.perf_counter()
-    try:
-        ds = sweep(spec, client=client, store=out, workers=args.workers, progress=not args.quiet)
-    except SweepError as exc:
-        raise _InputError(str(exc)) from None
+        from .sweep import SweepError, load_sweep_spec, sweep
+
+        try:
+            spec = load_sweep_spec(args.spec)
+        except SweepError as exc:
+            raise _InputError(str(exc)) from None
+        if args.workers is not None and args.workers < 1:
+            raise _InputError(f"--workers: expected an integer >= 1, got {args.workers}")
+        stem = Path(args.spec).stem
+        out = out or Path(f"results/sweep-{stem.removeprefix('sweep_').removeprefix('sweep-')}")
+        nc = Path(args.netcdf) if args.netcdf else None
+        if nc is not None:  # checked before anything runs
+            if nc.is_dir() or not nc.parent.is_dir() or not os.access(nc.parent, os.W_OK):
+                raise _InputError(f"--netcdf: cannot write {nc} (" + ("a directory" if nc.is_dir() else
+                                  f"no writable folder {nc.parent}") + ")")
+        client: Any = args.scheduler
+        if not args.quiet:
+            n = args.workers or 1
+            where = {None: "this process" + (f" ({n} SGD tasks at once)" if n > 1 else ""),
+                     "local": f"a local Dask cluster of {args.workers or 'one per core'} worker processes"}.get(
+                client, f"the Dask cluster at {client}")
+            print(f"fastslow sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
+                  f"computing {', '.join(spec.compute)}, on {where} -> {out}", flush=True)
+        start = time.perf_counter()
+        try:
+            ds = sweep(spec, client=client, store=str(out), workers=args.workers, progress=not args.quiet)
+        except SweepError as exc:
+            raise _InputError(str(exc)) from None
+        run = json.loads(ds.attrs["run"])
+        failed = int(np.count_nonzero(ds["error"].values != ""))
+        if nc is not None:
+            tmp = nc.with_name(f".{nc.name}.{os.getpid()}.tmp")
+            try:
+                ds.to_netcdf(tmp)
+                os.replace(tmp, nc)
+            except OSError as exc:
+                raise _InputError(f"--netcdf: cannot write {nc} ({exc.strerror or exc})") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+        if not args.quiet:
+            print(f"fastslow sweep: {run['cells_done']} of {run['cells']} cells done ({run['tasks_run']} tasks run, "
+                  f"{run['tasks_reused']} reused from the store), {failed} failed, in "
+                  f"{time.perf_counter() - start:.1f} s")
+            if "outcome" in ds:
+                vals, counts = np.unique(ds["outcome"].values, return_counts=True)
+                print("  outcome: " + ", ".join(f"{v or 'not computed'} {c}" for v, c in zip(vals, counts)))
+            if "sgd_max_dm" in ds:
+                print(f"  SGD vs ODE: max |dm| {float(ds['sgd_max_dm'].max()):.4g}, "
+                      f"max |da| {float(ds['sgd_max_da'].max()):.4g}")
+            if failed:
+                first = ds["error"].values[ds["error"].values != ""][0]
+                print(f"  first error: {first}")
+            print(f"dataset: {out} (zarr: fastslow.open_sweep or xarray.open_zarr)"
+                  + (f"; netCDF: {nc}" if nc is not None else ""))
+        if run.get("tasks_lost"):
+            print(f"fastslow sweep: {run['tasks_lost']} task(s) could not run (lost to the cluster, see the "
+                  "warnings); run the same command again to compute them", file=sys.stderr)
+            return EXIT_FAIL
+        return EXIT_OK if failed == 0 else EXIT_FAIL
     except KeyboardInterrupt:
-        print(f"fastslow sweep: interrupted; finished cells are kept in {out}: run the same command again to "
-              "compute only the missing ones", file=sys.stderr)
+        kept = f"finished cells are kept in {out}: run the same command again to compute only the missing ones" \
+            if out is not None and out.is_dir() else "nothing was written"
+        print(f"fastslow sweep: interrupted; {kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    import json
-
-    run = json.loads(ds.attrs["run"])
-    failed = int(np.count_nonzero(ds["error"].values != ""))
-    if not args.quiet:
-        print(f"fastslow sweep: {run['cells_done']} of {run['cells']} cells done ({run['tasks_run']} tasks run, "
-              f"{run['tasks_reused']} reused from the store), {failed} failed, in {time.perf_counter() - start:.1f} s")
-        if "outcome" in ds:
-            vals, counts = np.unique(ds["outcome"].values, return_counts=True)
-            print("  outcome: " + ", ".join(f"{v or 'not computed'} {c}" for v, c in zip(vals, counts)))
-        if "sgd_max_dm" in ds:
-            print(f"  SGD vs ODE: max |dm| {float(ds['sgd_max_dm'].max()):.4g}, "
-                  f"max |da| {float(ds['sgd_max_da'].max()):.4g}")
-        if failed:
-            first = ds["error"].values[ds["error"].values != ""][0]
-            print(f"  first error: {first}")
-        print(f"dataset: {out / 'dataset.nc'}")
-    return EXIT_OK if failed == 0 else EXIT_FAIL
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -245,13 +268,14 @@ def _parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_demo)
     w = sub.add_parser("sweep", help="a sweep over config fields (TOML spec), locally or on a Dask cluster")
     w.add_argument("spec", help="the sweep's TOML spec (examples/sweep_phase.toml)")
-    w.add_argument("--out", help="the store directory (default: results/sweep-NAME for a spec NAME.toml or sweep_NAME.toml); run again with the "
-                   "same store to resume")
+    w.add_argument("--out", help="the store: a zarr directory or an fsspec URL (default: results/sweep-NAME for a spec "
+                   "NAME.toml or sweep_NAME.toml); run again with the same store to resume")
     w.add_argument("--workers", type=int, help="concurrent tasks (default 1: one computing at a time with every "
                    "core, the next prepared meanwhile; N: N SGD tasks at once on threads here, cores/N each, ODE "
                    "tasks as with 1; with --scheduler local: N Dask worker processes)")
     w.add_argument("--scheduler", help="a Dask scheduler address, tcp://host:port, or 'local' for a local Dask "
                    "cluster")
+    w.add_argument("--netcdf", metavar="FILE", help="also write the finished dataset to FILE (netCDF4)")
     w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     w.set_defaults(func=_cmd_sweep)
     v = sub.add_parser("validate", help="check a config file or a sweep spec")
@@ -264,7 +288,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fastslow`` command; returns the exit code."""
+    """Entry point of the ``fastslow`` command; returns the exit code. A Ctrl-C at any moment (the
+    imports of the libraries included) ends it with a one-line message and exit code 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        try:
+            print("fastslow: interrupted", file=sys.stderr)
+        except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while printing
+            pass
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -281,8 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fastslow: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("fastslow: interrupted", file=sys.stderr)
-        return EXIT_FAIL
+        raise
     except Exception as exc:  # a failure: a message, not a traceback (FASTSLOW_DEBUG=1 shows it)
         if os.environ.get("FASTSLOW_DEBUG"):
             raise

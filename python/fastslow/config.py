@@ -222,7 +222,7 @@ def read_toml(path: str | Path, field_name: str | None = None) -> dict[str, Any]
     where = field_name or str(p)
     try:
         if not p.is_file():
-            raise ConfigError(where, "no such file" if not p.exists() else "not a regular file")
+            raise ConfigError(where, "cannot read the file (no such file)" if not p.exists() else "cannot read the file (not a regular file)")
         raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError(where, f"cannot read the file ({exc.strerror})") from None

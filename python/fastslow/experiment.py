@@ -103,10 +103,11 @@ class RunResult:
         return "; ".join(parts) + ")"
 
     def __eq__(self, other: object) -> bool:
+        """The same config and the same results (timings and the machine are not compared)."""
         if not isinstance(other, RunResult):
             return NotImplemented
-        a, b = _describe(self), _describe(other)
-        if a[0] != b[0] or set(a[1]) != set(b[1]):
+        a, b = _describe(self, with_run_info=False), _describe(other, with_run_info=False)
+        if _without_timings(a[0]) != _without_timings(b[0]) or set(a[1]) != set(b[1]):
             return False
         for k, v in a[1].items():
             w = b[1][k]
@@ -134,15 +135,26 @@ class RunResult:
         return d
 
 
+def _without_timings(tree: Any) -> Any:
+    """A stored tree without its ``wall_time`` entries (how long something took is not a result)."""
+    if isinstance(tree, dict):
+        return {k: _without_timings(v) for k, v in tree.items() if k != "wall_time"}
+    if isinstance(tree, list):
+        return [_without_timings(v) for v in tree]
+    return tree
+
+
 def _npz_key(k: str) -> str:
     return k.replace("/", "__")
 
 
-def _describe(r: RunResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+_RESULTS = ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase", "sizes")
+
+
+def _describe(r: RunResult, with_run_info: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
-    fields_ = {name: _persist.dump(getattr(r, name), arrays, name) for name in
-               ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase",
-                "sizes", "timings", "machine")}
+    names = _RESULTS + (("timings", "machine") if with_run_info else ())
+    fields_ = {name: _persist.dump(getattr(r, name), arrays, name) for name in names}
     return {"format": FORMAT_VERSION, "config": r.config.to_dict(), "result": fields_}, arrays
 
 

@@ -100,7 +100,7 @@ def _settings(rtol: Any, atol: Any, method: Any, max_steps: Any, first_step: Any
 
 def _initial(a0: Any, m0: Any) -> tuple[float, float]:
     a0 = V.real(a0, "a0")
-    m0 = V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
+    m0 = V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)  # the poles m = +-1 are invariant
     return a0, m0
 
 
