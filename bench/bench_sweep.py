@@ -9,7 +9,7 @@ Two workloads, run side by side in one process:
    ``t = 1e7`` saved at 21 points (``compute = ["ode"]``, the default 8 tasks of 1,250 cells).
    Against **one direct** :func:`fastslow.solve_ode_batch` call on the same 10,000 cells (every
    core): the sweep in this process with 1 worker (the default pipeline) without and with its store
-   (shards and the netCDF file), with 2 workers and its store, and on a local Dask cluster of 1 and 2
+   (a zarr store: one chunk per task and variable), with 2 workers and its store, and on a local Dask cluster of 1 and 2
    worker processes (client started before timing; its start-up reported apart), plus a thread pool
    of 2 threads running the same tasks with one OpenMP thread each and no pipeline (not an executor
    of the library: the measurement behind its choices). Overhead = the median over rounds of (sweep
@@ -46,8 +46,9 @@ from typing import Any, Callable
 import numpy as np
 
 import fastslow as fs
-from fastslow.ode import default_threads
-from fastslow.sweep import SweepSpec, _plan, run_task
+from fastslow._runtime import default_threads
+from fastslow.sweep import SweepSpec
+from fastslow.sweep.tasks import concat, plan, run_task
 
 from _common import Checker, Timing, base_machine_info, finish, fmt_ratio, fmt_time, print_header, render_table, section
 
@@ -91,17 +92,13 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int,
 
 
 def thread_pool(spec: SweepSpec, workers: int) -> dict[str, np.ndarray]:
-    """The sweep's tasks on a pool of threads in this process, each with cores // workers threads."""
-    d = spec.to_dict()
+    """The sweep's tasks on a pool of threads in this process, each with cores // workers threads
+    (the tasks' cells in C order, as planned)."""
     per = max(1, default_threads() // workers)
     with cf.ThreadPoolExecutor(workers) as ex:
-        futs = [ex.submit(run_task, d, t.id, t.kind, t.cells, per) for t in _plan(spec)]
+        futs = [ex.submit(run_task, spec, t, threads=per) for t in plan(spec)]
         parts = [f.result() for f in futs]
-    out: dict[str, Any] = {}
-    for p in parts:
-        for k, v in p.items():
-            out.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in out.items()}
+    return concat(parts)
 
 
 def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Checker,
@@ -115,7 +112,7 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
     t_eval = fs.log_times(1e7, 20)
     rows: dict[str, Any] = {}
 
-    direct_fn = lambda: fs.solve_ode_batch(models, a0[:, None], 0.0, t_eval)  # noqa: E731
+    direct_fn = lambda: fs.solve_ode_batch(models, t_eval, a0=a0[:, None], m0=0.0)  # noqa: E731
     if into is not None:
         rows = into["runs"]
         ref_m = direct_fn().m.reshape(n, n, -1).transpose(1, 0, 2)
@@ -133,8 +130,7 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         return fs.sweep(spec, store=stores[-1], progress=False, **kw)
 
     def pool() -> np.ndarray:
-        parts = thread_pool(spec, 2)
-        return parts["ode_m"][np.argsort(parts["cells"])].reshape(n, n, -1)
+        return thread_pool(spec, 2)["ode_m"].reshape(n, n, -1)
 
     if into is None:
         variants: dict[str, Callable[[], Any]] = {
@@ -143,7 +139,7 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
             "sweep, this process, 1 worker, store": run_store,
             "sweep, this process, 2 workers, store": lambda: run_store(workers=2),
             "2 threads x 1 core each (no store, no pipeline)": pool}
-        run_store()  # warm-up: the first netCDF write in a process pays the library's start-up (~0.3 s)
+        run_store()  # warm-up: the first store in a process pays zarr's and numcodecs' imports
     else:
         variants = {"direct solve_ode_batch (again, beside the clusters)": direct_fn,
                     "sweep, Dask 1 worker process, store": lambda: run_store(client=client1),
@@ -170,13 +166,13 @@ def phase_workload(n: int, repeats: int, client1: Any, client2: Any, checker: Ch
         ratios = np.array(samples) / direct_samples
         over = float(np.median(ratios)) - 1.0
         q1, q3 = (float(x) - 1.0 for x in np.percentile(ratios, [25, 75]))
-        rows[label] = {"time": tm, "tasks": len(_plan(spec)), "overhead": over, "overhead_q1": q1,
+        rows[label] = {"time": tm, "tasks": len(plan(spec)), "overhead": over, "overhead_q1": q1,
                        "overhead_q3": q3, "overhead_ratio_of_medians": tm.median / timings[first][0].median - 1.0}
         print(f"  {label}: {fmt_time(tm.median)}, overhead {100 * over:+.1f} % (quartiles {100 * q1:+.1f} .. "
               f"{100 * q3:+.1f} %)", flush=True)
     if into is not None:
         return into
-    return {"cells": n * n, "chunk": spec.chunk, "tasks": len(_plan(spec)), "runs": rows}
+    return {"cells": n * n, "chunk": spec.chunk, "tasks": len(plan(spec)), "runs": rows}
 
 
 def sgd_workload(repeats: int, client2: Any, checker: Checker, into: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -216,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import distributed as _d
         import xarray as _x
+        import zarr as _z
 
-        versions = f"xarray {_x.__version__}, dask.distributed {_d.__version__}"
+        versions = f"xarray {_x.__version__}, zarr {_z.__version__}, dask.distributed {_d.__version__}"
     except ImportError:
         versions = "dask.distributed not installed"
     info["versions"] = versions
@@ -241,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         c2 = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                       silence_logs=40)
         client2 = distributed.Client(c2)
-        client2.run(lambda: __import__("fastslow"))  # workers import the package before timing
+        client2.run(lambda: __import__("fastslow") and None)  # workers import the package before timing
         startup = time.perf_counter() - t
         c1 = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                                       silence_logs=40)
         client1 = distributed.Client(c1)
-        client1.run(lambda: __import__("fastslow"))
+        client1.run(lambda: __import__("fastslow") and None)
         clusters = [(client1, c1), (client2, c2)]
     except ImportError:
         checker.note("distributed is not installed: the Dask rows are skipped (pip install 'fastslow[sweep]')")

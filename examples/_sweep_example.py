@@ -13,15 +13,26 @@ import fastslow as fs
 HERE = Path(__file__).resolve().parent
 
 
-def run_example_sweep(doc: str, name: str, unit: str = "tasks") -> tuple[argparse.Namespace, fs.SweepSpec, object] | int:
-    """Parse ``[STORE] [--figure PATH]``, run ``examples/sweep_NAME.toml`` into the store and print
-    its size and time. Returns ``(args, spec, dataset)``, or 130 after Ctrl-C (finished cells kept)."""
+def run_example_sweep(doc: str, name: str, unit: str = "tasks",
+                      quick_axes: dict | None = None) -> tuple[argparse.Namespace, fs.SweepSpec, object] | int:
+    """Parse ``[STORE] [--figure PATH] [--quick]``, run ``examples/sweep_NAME.toml`` (with
+    ``--quick``, on the coarser ``quick_axes``) into the store and print its size and time.
+    Returns ``(args, spec, dataset)``, or 130 after Ctrl-C (finished cells kept)."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    p.add_argument("store", nargs="?", default=f"results/sweep-{name}", help="sweep store (default: %(default)s)")
-    p.add_argument("--figure", type=Path, default=HERE / "figures" / f"sweep_{name}.png")
+    p.add_argument("store", nargs="?", help=f"sweep store, a zarr directory (default: results/sweep-{name}, "
+                   f"with --quick results/sweep-{name}-quick)")
+    p.add_argument("--figure", type=Path, help=f"the figure (default: examples/figures/sweep_{name}.png; with "
+                   "--quick, the store's folder)")
+    p.add_argument("--quick", action="store_true", help="a coarser grid: a check that takes seconds")
     args = p.parse_args()
+    suffix = "-quick" if args.quick else ""
+    args.store = args.store or f"results/sweep-{name}{suffix}"
+    if args.figure is None:
+        args.figure = Path(args.store) / f"sweep_{name}.png" if args.quick else HERE / "figures" / f"sweep_{name}.png"
 
     spec = fs.load_sweep_spec(HERE / f"sweep_{name}.toml")
+    if args.quick and quick_axes is not None:
+        spec = fs.SweepSpec.create(spec.base, quick_axes, compute=spec.compute)
     print(f"sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
           f"compute {', '.join(spec.compute)}, store {args.store}", flush=True)
     start = time.perf_counter()

@@ -15,17 +15,18 @@ from -0.5 to 0.5 times 161 log-spaced values of a0 from 0.25 to 4, i.e. 32,361 c
 It prints the outcome counts, the time the sweep took, and how often the measured outcome
 (unlearning or not) agrees with the law's verdict.
 
-The sweep is resumable: every finished chunk of cells is written to the store at once, so an
-interrupted run (Ctrl-C, a killed process) started again with the same store computes only what is
-missing, and a finished store is only read back (the printed time is then that of reading it). The
-command line ``fastslow sweep examples/sweep_phase.toml --out results/sweep-phase`` fills the same
-store.
+The sweep is resumable: every finished block of cells is written to the store (a zarr directory)
+at once, so an interrupted run (Ctrl-C, a killed process) started again with the same store
+computes only what is missing, and a finished store is only read back (the printed time is then
+that of reading it). The command line ``fastslow sweep examples/sweep_phase.toml --out
+results/sweep-phase`` fills the same store; ``xarray.open_zarr`` reads it, even while it runs.
 
 Usage::
 
     python examples/sweep_phase.py [STORE]      (default STORE: results/sweep-phase; ~10 s on 2 cores)
+    python examples/sweep_phase.py --quick      (51 x 41 cells, a few seconds; figure in the store)
 
-Needs xarray and netCDF4 (``pip install 'fastslow[sweep]'``) and matplotlib.
+Needs xarray and zarr (``pip install 'fastslow[sweep]'``) and matplotlib.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ OUTCOME_COLOURS = [OKABE_ITO[0], OKABE_ITO[5], OKABE_ITO[1], "#BBBBBB", "#000000
 
 
 def main() -> int:
-    started = run_example_sweep(__doc__, "phase", unit="tasks")
+    quick = {"c3": {"start": -0.5, "stop": 0.5, "step": 0.02}, "a0": {"start": 0.25, "stop": 4.0, "num": 41, "log": True}}
+    started = run_example_sweep(__doc__, "phase", unit="tasks", quick_axes=quick)
     if isinstance(started, int):
         return started  # Ctrl-C: the finished cells are in the store
     args, spec, ds = started

@@ -11,16 +11,17 @@ log-log slope of the mean deviation against n, and draws ``examples/figures/swee
 deviations against n (log-log; seeds as light points, the mean as a line) and m(t) of SGD (mean
 over seeds) per size against the ODE.
 
-The sweep is resumable: every finished run is written to the store at once, so an interrupted run
-started again with the same store computes only the missing cells, and a finished store is only
-read back. ``fastslow sweep examples/sweep_sizes.toml --out results/sweep-sizes`` fills the same
-store.
+The sweep is resumable: every finished run is written to the store (a zarr directory) at once, so
+an interrupted run started again with the same store computes only the missing cells, and a
+finished store is only read back. ``fastslow sweep examples/sweep_sizes.toml --out
+results/sweep-sizes`` fills the same store.
 
 Usage::
 
     python examples/sweep_sizes.py [STORE]      (default STORE: results/sweep-sizes; ~1 min on 2 cores)
+    python examples/sweep_sizes.py --quick      (n = d = 64 and 128, 2 seeds; seconds)
 
-Needs xarray and netCDF4 (``pip install 'fastslow[sweep]'``) and matplotlib.
+Needs xarray and zarr (``pip install 'fastslow[sweep]'``) and matplotlib.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def main() -> int:
-    started = run_example_sweep(__doc__, "sizes", unit="runs")
+    quick = {"size": {"sgd.n": [64, 128], "sgd.d": [64, 128], "sgd.batch": [512, 1024]}, "seed": [0, 1]}
+    started = run_example_sweep(__doc__, "sizes", unit="runs", quick_axes=quick)
     if isinstance(started, int):
         return started  # Ctrl-C: the finished cells are in the store
     args, spec, ds = started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -246,3 +247,29 @@ def test_run_with_sgd_and_analysis_off(tmp_path):
     assert figs == ["phase_portrait.png", "time_series.png"]
     assert html.read_text().count("data:image/png;base64,") == 2
     assert fs.load(tmp_path / "o") == res
+
+
+def test_unusable_output_is_refused_before_computing(tmp_path):
+    """Issue 16 item 10: --out an existing file computed 4-6 s and then failed with exit 1; a
+    read-only folder, or output.dir with a NUL, likewise. Now: exit 2 at once, the option named."""
+    import time
+
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    start = time.monotonic()
+    r = fastslow_cmd("run", str(EXAMPLE), "--out", str(f))
+    assert r.returncode == 2 and "--out" in r.stderr and "not a directory" in r.stderr, r.stderr
+    assert time.monotonic() - start < 20  # no computation (the interpreter's start-up only)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # (root ignores permissions: nothing to test then)
+            r = fastslow_cmd("run", str(EXAMPLE), "--out", str(ro / "sub"))
+            assert r.returncode == 2 and "cannot write" in r.stderr, r.stderr
+    finally:
+        ro.chmod(0o700)
+    with pytest.raises(ConfigError, match="output.dir: must not contain a NUL"):
+        parse_config({"output": {"dir": "a\x00b"}})
+    r = fastslow_cmd("demo", "--out", str(f))
+    assert r.returncode == 2 and "--out" in r.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -117,19 +116,26 @@ def test_config_fields_are_the_registry():
     assert seen == {p.path for p in params.PARAMS.values() if p.in_config}
 
 
-def test_parameter_paths_are_spelled_in_one_place():
-    """The config path of a sweepable parameter ("init.a0", "model.lr_a", ...) appears as a string
-    literal in no module of the package but the registry (the config's fields refer to it by
-    ``_field(path)``): everything else asks params.lookup."""
-    paths = [p.path for p in params.PARAMS.values() if p.axis is None]
+def test_no_second_vocabulary_of_parameters():
+    """No module but the registry holds a table about parameters: no dict display mapping two or
+    more registered parameters (short names or config paths) to strings, like the old
+    ``sweep.ALIASES`` (name -> path) or ``plotting._param_label`` (name -> label); everything else
+    asks ``params.lookup``. (Dicts of values, such as a config's, are data, not vocabulary.)"""
+    names = {p.path for p in params.PARAMS.values()} | {p.short for p in params.PARAMS.values() if p.short}
+    names -= {"n", "d"}  # too short to tell a table of parameters from any other dict
     offenders = []
-    for p in PKG.rglob("*.py"):
-        if p.name == "params.py":
+    for path in PKG.rglob("*.py"):
+        if path.name == "params.py":
             continue
-        text = p.read_text(encoding="utf-8")
-        for path in paths:
-            if re.search(rf"""(?<!_field\()["']{re.escape(path)}["']""", text):
-                offenders.append(f"{p.relative_to(PKG)}: {path!r}")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Dict):
+                continue
+            hits = {k.value for k, v in zip(node.keys, node.values)
+                    if isinstance(k, ast.Constant) and k.value in names
+                    and isinstance(v, ast.Constant) and isinstance(v.value, str)}
+            if len(hits) >= 2:
+                offenders.append(f"{path.relative_to(PKG)}:{getattr(node, 'lineno', '?')}: {sorted(hits)}")
     assert not offenders, offenders
 
 

@@ -5,7 +5,6 @@ test_sgd.py; Ctrl-C of a batch: test_package.py; sweeps killed and resumed: test
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import math
 import subprocess
 import sys
@@ -95,18 +94,20 @@ def test_ctrl_c_stops_a_sweep_within_a_second_and_keeps_finished_cells(tmp_path,
     )
     code = code.replace("print('interrupted', flush=True)", "print('interrupted', time.monotonic(), flush=True)")
     code = "import time\n" + code
-    rc, out, _ = interrupt_subprocess(code, delay=2.0)
+    rc, out, _ = interrupt_subprocess(code, delay=3.0)
     assert rc == 0 and "interrupted" in out, out
     # control returns (KeyboardInterrupt caught by the caller) within a second of the signal; the
     # fixture's clock (CLOCK_MONOTONIC) is shared by both processes
     caught = float(out.split()[-1])
     assert caught - interrupt_subprocess.sent < 1.0 * TIME_SCALE, f"took {caught - interrupt_subprocess.sent:.2f} s to stop"
-    shards = list((store / "shards").glob("*.shard"))
-    assert 0 < len(shards) < 200
+    from fastslow.sweep.store import read_runs
+
+    chunks = list((store / "ode_done").glob("c.*"))  # a task's done-chunk is written after its data
+    assert 0 < len(chunks) < 200
     ds = fs.open_sweep(store)
-    assert int(ds["done"].sum()) == 200 * len(shards)
-    run = json.loads((store / "runs.jsonl").read_text().splitlines()[-1])
-    assert run["interrupted"] and run["tasks_run"] == len(shards)
+    assert int(ds["done"].sum()) == 200 * len(chunks)
+    run = read_runs(store)[-1]
+    assert run["interrupted"] and run["tasks_run"] == len(chunks)
 
 
 # --- damaged files --------------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def test_out_of_memory_inside_the_core_is_an_error_not_an_abort():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split() == ["refused", "True", "MemoryError"], r.stdout
+    assert r.stdout.split() == ["refused", "True", "MemoryError"], r.stdout + r.stderr[-1000:]
 
 
 def test_no_silent_overflow_or_loose_types():

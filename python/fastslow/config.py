@@ -283,11 +283,3 @@ def example_config() -> str:
         section(getattr(cfg, f.name), f.name)
     return "\n".join(lines)
 
-
-def _check_value(path: str, x: Any, meta: dict[str, Any]) -> Any:  # TRANSITION: for the old sweep.py; goes with it
-    p = P.Param(path, meta["kind"], None, "", meta.get("lo"), meta.get("hi"), meta.get("lo_open", False),
-                meta.get("hi_open", False), meta.get("choices"))
-    try:
-        return p.check(x, path)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(path, _strip(exc, path)) from None

@@ -99,7 +99,7 @@ def _settings(rtol: Any, atol: Any, method: Any, max_steps: Any, first_step: Any
 
 
 def _initial(a0: Any, m0: Any) -> tuple[float, float]:
-    a0 = V.real(a0, "a0")
+    a0 = lookup("a0").check(a0, "a0")
     m0 = V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)  # the poles m = +-1 are invariant
     return a0, m0
 
@@ -163,11 +163,15 @@ def solve_ode(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, rtol: fl
                               **{k: opt[k] for k in ("rtol", "atol", "method")}})
 
 
-def batch_memory_estimate(n: int, n_times: int) -> int:
-    """Bytes :func:`solve_ode_batch` allocates for ``n`` trajectories saved at ``n_times`` times: the
-    initial conditions and model list, m, a and the loss per save time (the C++ result and its NumPy
-    copy), and the per-trajectory statistics and messages."""
-    return int(n) * (2 * 8 + 8 + 2 * 3 * 8 * int(n_times) + 12 * 8 + 64)
+def batch_memory_estimate(n: int, n_times: int, threads: int = 1) -> int:
+    """Bytes :func:`solve_ode_batch` allocates for ``n`` trajectories saved at ``n_times`` times on
+    ``threads`` threads: the initial conditions and the model list, m, a and the loss per save time
+    (the C++ result, viewed without a copy, and the reshaped arrays), the per-trajectory statistics
+    and messages, the core's copy of the save times, and each thread's working solution (v, m, a and
+    the loss at every save time)."""
+    n, n_times = int(n), int(n_times)
+    return (n * (2 * 8 + 8 + 2 * 3 * 8 * n_times + 12 * 8 + 64)
+            + 8 * n_times * (1 + 4 * min(int(threads), n)))
 
 
 def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0: Any = 0.0, rtol: float = 1e-8,
@@ -215,6 +219,10 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     t = V.times(t_eval)
     opt = _settings(rtol, atol, method, max_steps, first_step, max_step, half_fraction)
     arrays = [V.real_array(a0, "a0"), V.real_array(m0, "m0")]
+    pa = lookup("a0")
+    if np.any((arrays[0] < pa.lo) | (arrays[0] > pa.hi)):
+        bad = float(arrays[0].ravel()[np.flatnonzero((arrays[0].ravel() < pa.lo) | (arrays[0].ravel() > pa.hi))[0]])
+        raise ValueError(f"a0: every value must be{V.allowed(pa.lo, pa.hi)}, got {bad!r}")
     if np.any(np.abs(arrays[1]) >= 1):
         raise ValueError("m0: the initial alignment must satisfy |m0| < 1 (the poles m = +-1 are invariant)")
     model_index = np.arange(len(model_list))
@@ -228,11 +236,12 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     n = int(np.prod(bshape))
     if n == 0:
         raise ValueError("a0, m0: no trajectories requested (empty arrays)")
-    check_memory(batch_memory_estimate(n, t.size), "a0, m0, t_eval",
-                 f"{n:,} trajectories x {t.size:,} save times", hint="fewer trajectories or save times (or several calls)")
+    nthreads = resolve_threads(threads)
+    need = batch_memory_estimate(n, t.size, nthreads)
+    hint = "fewer trajectories or save times (or several calls)"
+    check_memory(need, "a0, m0, t_eval", f"{n:,} trajectories x {t.size:,} save times", hint=hint)
     a0_b = np.ascontiguousarray(np.broadcast_to(arrays[0], bshape).ravel())
     m0_b = np.ascontiguousarray(np.broadcast_to(arrays[1], bshape).ravel())
-    nthreads = resolve_threads(threads)
     if len(model_list) > 1:
         idx = np.broadcast_to(model_index, bshape).ravel()
         cores = [model_list[i].core for i in idx]
@@ -241,7 +250,12 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     options = _core.ode.Options(rtol=opt["rtol"], atol=opt["atol"], max_steps=opt["max_steps"],
                                 first_step=opt["first_step"], max_step=opt["max_step"],
                                 half_fraction=opt["half_fraction"])
-    r = _core.ode.solve_batch(cores, m0_b, a0_b, t, options, nthreads)
+    try:
+        r = _core.ode.solve_batch(cores, m0_b, a0_b, t, options, nthreads)
+    except MemoryError:
+        raise ValueError(f"a0, m0, t_eval: out of memory for {n:,} trajectories x {t.size:,} save times (estimated "
+                         f"{need / 2**30:.2f} GiB; the limit is the least of MemAvailable, ulimit -v and the "
+                         f"cgroup's); {hint}") from None
     status = np.asarray(r.status)
     nfail = int(np.count_nonzero(status != 0))
     if nfail:

@@ -69,7 +69,11 @@ def record_steps(steps: int, record: Any = 50, spacing: str = "log") -> np.ndarr
     if isinstance(record, (str, bytes, bool, float)) or record is None:
         raise TypeError(f"record: give a number of record points or a 1-D array of integer steps, got "
                         f"{V.show(record)}")
-    arr = np.asarray(record)
+    try:
+        arr = np.asarray(record)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"record: give a number of record points or a 1-D array of integer steps, got "
+                        f"{V.show(record)}") from None
     if arr.dtype.kind not in "iu":
         raise TypeError(f"record: an array of record steps must hold integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.size == 0:

@@ -174,12 +174,16 @@ class LimitCells:
         The asymptotic law's verdict of each cell's model.
     law_exponent : ndarray or None
         Its exponent ``1 / (q + 1)`` (NaN unless unlearning).
+    law_error : ndarray of str or None
+        Per cell: why the law could not be computed for its model (``""`` where it was); such a
+        cell's ``law`` is ``""``.
     """
 
     ode: Trajectory | None
     classification: Any
     law: np.ndarray | None
     law_exponent: np.ndarray | None
+    law_error: np.ndarray | None = None
 
     def __repr__(self) -> str:
         shape = (self.ode or self.classification).m_final.shape if self.ode is None else self.ode.batch_shape
@@ -213,24 +217,26 @@ def limit_cells(models: Model | Sequence[Model], *, a0: Any, m0: Any = 0.0, t_ev
     ode = None
     if t_eval is not None:
         ode = solve_ode_batch(models, t_eval, a0=a0, m0=m0, rtol=rtol, atol=atol, threads=threads)
-    cls = law = law_exp = None
+    cls = law = law_exp = law_err = None
     if classify_t_max is not None:
         cls = classify_batch(models, a0=a0, m0=m0, t_max=classify_t_max, rtol=rtol, threads=threads)
         shape = np.shape(cls.outcome)
         model_list = [models] if isinstance(models, Model) else list(models)
-        verdicts: dict[int, Any] = {}
+        verdicts: dict[int, tuple[str, float, str]] = {}
         for mdl in model_list:
-            if id(mdl) not in verdicts:
-                verdicts[id(mdl)] = asymptotic_law(mdl, limits=False)
-        if len(model_list) == 1:
-            lw = verdicts[id(model_list[0])]
-            law = np.full(shape, lw.verdict)
-            law_exp = np.full(shape, lw.exponent)
-        else:
-            idx = np.broadcast_to(np.arange(len(model_list)), shape)
-            law = np.array([verdicts[id(model_list[i])].verdict for i in idx.ravel()]).reshape(shape)
-            law_exp = np.array([verdicts[id(model_list[i])].exponent for i in idx.ravel()]).reshape(shape)
-    return LimitCells(ode=ode, classification=cls, law=law, law_exponent=law_exp)
+            if id(mdl) in verdicts:
+                continue
+            try:  # one model's law failing must not cost the other models theirs
+                lw = asymptotic_law(mdl, limits=False)
+                verdicts[id(mdl)] = (lw.verdict, lw.exponent, "")
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                verdicts[id(mdl)] = ("", math.nan, f"asymptotic_law: {type(exc).__name__}: {exc}")
+        idx = np.broadcast_to(np.arange(len(model_list)) if len(model_list) > 1 else np.zeros(1, int), shape)
+        rows = [verdicts[id(model_list[i])] for i in np.asarray(idx).ravel()]
+        law = np.array([r[0] for r in rows], dtype=str).reshape(shape)
+        law_exp = np.array([r[1] for r in rows], dtype=float).reshape(shape)
+        law_err = np.array([r[2] for r in rows], dtype=str).reshape(shape)
+    return LimitCells(ode=ode, classification=cls, law=law, law_exponent=law_exp, law_error=law_err)
 
 
 @dataclass(frozen=True, repr=False)

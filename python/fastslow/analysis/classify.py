@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .. import params as P
 from ..model import Model, as_model
 from ..ode import solve_ode_batch
 from ..params import lookup
@@ -274,7 +275,7 @@ def classify(model: Model, *, a0: float, m0: float = 0.0, t_max: float = 1e9, rt
         within ``1e-4`` of the final state (None if none is).
     """
     model = as_model(model)
-    a0 = V.real(a0, "a0")
+    a0 = P.lookup("a0").check(a0, "a0")
     m0 = V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
     th = Thresholds.check(thresholds)
     t_eval = _save_times(t_max)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as V
+from .. import params as P
 from ..model import Model, as_model
 from ..trajectory import Status, Trajectory
 from .equilibria import equilibria
@@ -89,7 +90,7 @@ class AsymptoticLaw:
             When undetermined, or learning/pinned without a stable equilibrium on the lazy-end branch.
         """
         t_arr = V.real_array(t, "t")
-        a0 = V.real(a0, "a0")
+        a0 = P.lookup("a0").check(a0, "a0")
         if self.verdict == "unlearning":
             q1 = self.power + 1
             sign = 1.0 if a0 >= 0 else -1.0

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .. import _validate as V
+from .. import params as P
 from ..model import Model, as_model
 from ..trajectory import Status, Trajectory
 from .manifold import Branch, alpha, branch_points, critical_manifold, manifold_structure
@@ -129,7 +130,7 @@ def solve_slow_flow(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, ju
     """
     model = as_model(model)
     t = V.times(t_eval)
-    a0 = V.real(a0, "a0")
+    a0 = P.lookup("a0").check(a0, "a0")
     if a0 == 0.0:
         raise ValueError("a0: must be != 0 (at a = 0 every m is critical and the fast fibre is not defined)")
     m0 = V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
