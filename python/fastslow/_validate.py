@@ -55,33 +55,36 @@ def real(x: Any, name: str, *, lo: float | None = None, hi: float | None = None,
     """A real number (a Python or NumPy real scalar, or a 0-d real array): ``TypeError`` for
     anything else (bools, strings, complex numbers), ``ValueError`` for NaN, infinities (unless
     ``finite=False``), values that overflow a float and values out of range."""
-    rng = allowed(lo, hi, lo_open, hi_open)
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        x = x[()]
-    if not _is_real_scalar(x):
-        raise TypeError(f"{name}: must be a real number{rng}, got {show(x)}")
-    try:
-        v = float(x)
-    except OverflowError:
-        raise ValueError(f"{name}: must be a finite real number{rng}, got {show(x)} (too large for a float)") from None
-    if math.isnan(v) or (finite and math.isinf(v)):
-        raise ValueError(f"{name}: must be {'finite' if finite else 'a number, not NaN'}{rng}, got {v!r}")
+    if type(x) is float:  # the common case, first
+        v = x
+    else:
+        if isinstance(x, np.ndarray) and x.ndim == 0:
+            x = x[()]
+        if not _is_real_scalar(x):
+            raise TypeError(f"{name}: must be a real number{allowed(lo, hi, lo_open, hi_open)}, got {show(x)}")
+        try:
+            v = float(x)
+        except OverflowError:
+            raise ValueError(f"{name}: must be a finite real number{allowed(lo, hi, lo_open, hi_open)}, got "
+                             f"{show(x)} (too large for a float)") from None
+    if v != v or (finite and (v == math.inf or v == -math.inf)):
+        raise ValueError(f"{name}: must be {'finite' if finite else 'a number, not NaN'}"
+                         f"{allowed(lo, hi, lo_open, hi_open)}, got {v!r}")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
-        raise ValueError(f"{name}: must be{rng}, got {v!r}")
+        raise ValueError(f"{name}: must be{allowed(lo, hi, lo_open, hi_open)}, got {v!r}")
     return v
 
 
 def integer(x: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int:
     """An integer (Python or NumPy; not a bool, not a float): ``TypeError`` otherwise,
     ``ValueError`` out of range."""
-    rng = allowed(lo, hi)
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x[()]
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{name}: must be an integer{rng}, got {show(x)}")
+        raise TypeError(f"{name}: must be an integer{allowed(lo, hi)}, got {show(x)}")
     v = int(x)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"{name}: must be an integer{rng}, got {v!r}")
+        raise ValueError(f"{name}: must be an integer{allowed(lo, hi)}, got {v!r}")
     return v
 
 
@@ -144,6 +147,10 @@ def times(t_eval: Any, name: str = "t_eval") -> np.ndarray:
     """Save times: a non-empty, strictly increasing 1-D array of finite times ``>= 0``."""
     if t_eval is None:
         raise TypeError(f"{name}: required (an increasing array of times >= 0; see fastslow.log_times)")
+    if type(t_eval) is np.ndarray and t_eval.dtype == np.float64 and t_eval.ndim == 1 and t_eval.size:
+        t = t_eval  # the common case; the checks below cover NaN and inf too
+        if t[0] >= 0 and t[-1] < math.inf and (t.size == 1 or bool((t[1:] > t[:-1]).all())):
+            return t if t.flags.c_contiguous else np.ascontiguousarray(t)
     t = np.atleast_1d(real_array(t_eval, name))
     if t.ndim != 1 or t.size == 0:
         raise ValueError(f"{name}: must be a non-empty 1-D array of times, got shape {t.shape}")

@@ -353,7 +353,13 @@ class Model:
         return Model(**kw)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data description (coefficients included)."""
+        """Plain-data description (coefficients included); a new dict each call."""
+        cached = self.__dict__.get("_as_dict")
+        if cached is None:  # a Model does not change after construction: describe it once
+            cached = self.__dict__["_as_dict"] = self._describe()
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in cached.items()}
+
+    def _describe(self) -> dict[str, Any]:
         return {
             "activation": self.activation_series.description,
             "target": self.target_series.description,

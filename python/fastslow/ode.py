@@ -13,6 +13,7 @@ the slowing dynamics so that the step count grows only logarithmically with ``t_
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -88,6 +89,19 @@ class DenseOutput:
 
 def _settings(rtol: Any, atol: Any, method: Any, max_steps: Any, first_step: Any, max_step: Any,
               half_fraction: Any) -> dict[str, Any]:
+    key = (rtol, atol, method, max_steps, first_step, max_step, half_fraction)
+    if all(type(k) in (float, int, str, type(None)) for k in key):  # plain values: checked once
+        return dict(_checked_settings(*key))
+    return _check_settings(*key)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_settings(*key: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple(_check_settings(*key).items())
+
+
+def _check_settings(rtol: Any, atol: Any, method: Any, max_steps: Any, first_step: Any, max_step: Any,
+                    half_fraction: Any) -> dict[str, Any]:
     V.choice(method, "method", METHODS)
     return {"rtol": V.real(rtol, "rtol", lo=1e-14, hi=1.0, hi_open=True),
             "atol": V.real(atol, "atol", lo=0.0, lo_open=True, hi=1e15),
@@ -96,6 +110,19 @@ def _settings(rtol: Any, atol: Any, method: Any, max_steps: Any, first_step: Any
             "max_step": V.real(max_step, "max_step", lo=0.0, lo_open=True, finite=False),
             "half_fraction": lookup("half_fraction").check(half_fraction, "half_fraction"),
             "method": method}
+
+
+@functools.lru_cache(maxsize=64)
+def _options_for(rtol: float, atol: float, max_steps: int, first_step: float, max_step: float, fixed_step: float,
+                 half_fraction: float, store_dense: bool) -> Any:
+    return _core.ode.Options(rtol=rtol, atol=atol, max_steps=max_steps, first_step=first_step, max_step=max_step,
+                             fixed_step=fixed_step, half_fraction=half_fraction, store_dense=store_dense)
+
+
+def _options(opt: dict[str, Any], fixed_step: float, store_dense: bool) -> Any:
+    """The core's settings object (one per distinct setting: the core only reads it)."""
+    return _options_for(opt["rtol"], opt["atol"], opt["max_steps"], opt["first_step"], opt["max_step"],
+                        float(fixed_step), opt["half_fraction"], bool(store_dense))
 
 
 def _initial(a0: Any, m0: Any) -> tuple[float, float]:
@@ -147,20 +174,16 @@ def solve_ode(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, rtol: fl
     a0, m0 = _initial(a0, m0)
     dense = V.flag(dense_output, "dense_output")
     fixed = 0.0 if fixed_step is None else V.real(fixed_step, "fixed_step", lo=0.0, lo_open=True)
-    options = _core.ode.Options(rtol=opt["rtol"], atol=opt["atol"], max_steps=opt["max_steps"],
-                                first_step=opt["first_step"], max_step=opt["max_step"], fixed_step=fixed,
-                                half_fraction=opt["half_fraction"], store_dense=dense)
-    r = _core.ode.solve(model.core, m0, a0, t, options)
+    r = _core.ode.solve(model.core, m0, a0, t, _options(opt, fixed, dense))
     if r.status != 0:
         warnings.warn(f"solve_ode: {r.message}", RuntimeWarning, stacklevel=2)
     segments = r.dense if dense else None
     sol = DenseOutput(segments, model) if (segments is not None and len(segments)) else None
     stats = {k: getattr(r, k) for k in _ODE_STATS}
     stats["t_reached"] = r.t_reached
-    return Trajectory(level="ode", t=t, m=r.m, a=r.a, loss=r.loss, status=r.status, message=r.message,
-                      series={"v": r.v}, stats=stats, sol=sol,
-                      params={"model": model.to_dict(), "a0": a0, "m0": m0, "half_fraction": opt["half_fraction"],
-                              **{k: opt[k] for k in ("rtol", "atol", "method")}})
+    return Trajectory._trusted("ode", t, r.m, r.a, r.loss, r.status, r.message, {"v": r.v}, stats,
+                               {"model": model, "a0": a0, "m0": m0, "half_fraction": opt["half_fraction"],
+                                **{k: opt[k] for k in ("rtol", "atol", "method")}}, sol)
 
 
 def batch_memory_estimate(n: int, n_times: int, threads: int = 1) -> int:
@@ -247,9 +270,7 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
         cores = [model_list[i].core for i in idx]
     else:
         cores = [model_list[0].core]
-    options = _core.ode.Options(rtol=opt["rtol"], atol=opt["atol"], max_steps=opt["max_steps"],
-                                first_step=opt["first_step"], max_step=opt["max_step"],
-                                half_fraction=opt["half_fraction"])
+    options = _options(opt, 0.0, False)
     try:
         r = _core.ode.solve_batch(cores, m0_b, a0_b, t, options, nthreads)
     except MemoryError:
@@ -272,7 +293,7 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     params: dict[str, Any] = {"half_fraction": opt["half_fraction"], "n_models": len(model_list),
                               **{k: opt[k] for k in ("rtol", "atol", "method")}}
     if len(model_list) == 1:
-        params["model"] = model_list[0].to_dict()
+        params["model"] = model_list[0]
     message = np.where(status == 0, "", np.array(r.message, dtype=object)).astype(str)
     return Trajectory(level="ode", t=t, m=grid(r.m), a=grid(r.a), loss=grid(r.loss),
                       status=grid(status), message=grid(message), stats=stats, params=params)

@@ -51,6 +51,10 @@ def _status_text(status: Any) -> str:
         return f"status {int(status)}"
 
 
+_FIELDS = frozenset(("level", "t", "m", "a", "loss", "status", "message", "series", "stats", "events", "params",
+                     "sol", "batch_dims", "coords"))
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     if a.flags.writeable:
         a = a.view()
@@ -107,29 +111,31 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        t = _readonly(np.asarray(self.t, dtype=float))
+        t = self.t if type(self.t) is np.ndarray and self.t.dtype == np.float64 else np.asarray(self.t, dtype=float)
         if t.ndim != 1:
             raise ValueError(f"t: must be 1-D, got shape {t.shape}")
-        set_(self, "t", t)
+        set_(self, "t", _readonly(t))
         m = np.asarray(self.m, dtype=float)
         if m.shape[-1:] != t.shape:
             raise ValueError(f"m: its last axis must match t ({t.size}), got shape {m.shape}")
         shape = m.shape[:-1]
-        for name in ("m", "a", "loss"):
+        set_(self, "m", _readonly(m))
+        for name in ("a", "loss"):
             v = np.asarray(getattr(self, name), dtype=float)
             if v.shape != m.shape:
                 raise ValueError(f"{name}: shape {v.shape} differs from m's {m.shape}")
             set_(self, name, _readonly(v))
-        if shape == ():
-            set_(self, "status", Status(int(np.asarray(self.status).reshape(()))))
-            set_(self, "message", str(np.asarray(self.message).reshape(())))
+        if not shape:
+            st, msg = self.status, self.message
+            set_(self, "status", Status(int(st if isinstance(st, (int, np.integer)) else np.asarray(st).reshape(()))))
+            set_(self, "message", msg if isinstance(msg, str) else str(np.asarray(msg).reshape(())[()]))
         else:
             st = np.broadcast_to(np.asarray(self.status, dtype=np.int32), shape)
             msg = np.broadcast_to(np.asarray(self.message, dtype=str), shape)
             set_(self, "status", _readonly(np.ascontiguousarray(st)))
             set_(self, "message", _readonly(np.ascontiguousarray(msg)))
         series = {}
-        for k, v in dict(self.series).items():
+        for k, v in self.series.items():
             v = np.asarray(v)
             if v.shape == t.shape and shape:
                 v = np.broadcast_to(v, m.shape)  # shared by the batch (SGD's step index)
@@ -137,23 +143,47 @@ class Trajectory:
                 raise ValueError(f"series {k!r}: shape {v.shape} differs from m's {m.shape}")
             series[k] = _readonly(v)
         stats = {}
-        for k, v in dict(self.stats).items():
+        for k, v in self.stats.items():
             v = np.asarray(v)
             if v.shape != shape:
                 raise ValueError(f"stats {k!r}: shape {v.shape} differs from the batch shape {shape}")
-            stats[k] = _readonly(v)
-        clash = (set(series) & set(stats)) | ((set(series) | set(stats)) & set(self.__dataclass_fields__))
-        if clash:
+            stats[k] = _readonly(v) if shape else v  # (0-d: read back as scalars)
+        if not _FIELDS.isdisjoint(series) or not _FIELDS.isdisjoint(stats) or not stats.keys().isdisjoint(series):
+            clash = (set(series) & set(stats)) | ((set(series) | set(stats)) & _FIELDS)
             raise ValueError(f"series and stats: names {sorted(clash)} are used twice")
         set_(self, "series", series)
         set_(self, "stats", stats)
-        dims = tuple(self.batch_dims) or tuple(f"batch_{i}" for i in range(len(shape))) if shape else ()
-        if len(dims) != len(shape):
-            raise ValueError(f"batch_dims: {len(dims)} names for a batch of shape {shape}")
-        set_(self, "batch_dims", dims)
-        set_(self, "coords", {k: np.asarray(v) for k, v in dict(self.coords).items()})
-        set_(self, "events", tuple(self.events))
-        set_(self, "params", dict(self.params))
+        if shape:
+            dims = tuple(self.batch_dims) or tuple(f"batch_{i}" for i in range(len(shape)))
+            if len(dims) != len(shape):
+                raise ValueError(f"batch_dims: {len(dims)} names for a batch of shape {shape}")
+            set_(self, "batch_dims", dims)
+        elif self.batch_dims:
+            raise ValueError(f"batch_dims: {len(self.batch_dims)} names for a single trajectory")
+        if self.coords:
+            set_(self, "coords", {k: np.asarray(v) for k, v in self.coords.items()})
+        elif type(self.coords) is not dict:
+            set_(self, "coords", {})
+        if type(self.events) is not tuple:
+            set_(self, "events", tuple(self.events))
+        if type(self.params) is not dict:
+            set_(self, "params", dict(self.params))
+
+    @classmethod
+    def _trusted(cls, level: str, t: np.ndarray, m: np.ndarray, a: np.ndarray, loss: np.ndarray, status: Any,
+                 message: Any, series: dict[str, np.ndarray], stats: dict[str, Any], params: dict[str, Any],
+                 sol: Any = None) -> "Trajectory":
+        """A single trajectory from arrays the core made (float64, of matching shapes): the checks
+        of the constructor skipped, for the per-call cost of the hot paths (``solve_ode``)."""
+        obj = object.__new__(cls)
+        set_ = object.__setattr__
+        for k, v in (("level", level), ("t", _readonly(t)), ("m", _readonly(m)), ("a", _readonly(a)),
+                     ("loss", _readonly(loss)), ("status", Status(status)), ("message", message),
+                     ("series", {k: _readonly(x) for k, x in series.items()}),
+                     ("stats", {k: np.asarray(x) for k, x in stats.items()}), ("events", ()), ("params", params),
+                     ("sol", sol), ("batch_dims", ()), ("coords", {})):
+            set_(obj, k, v)
+        return obj
 
     # -- shape --------------------------------------------------------------------------------
     @property
