@@ -19,7 +19,7 @@ from conftest import TIME_SCALE, clean_env
 MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0, noise=0.01)
 SGD = dict(d=64, n=64, batch=256, dt=0.02, steps=1500, a0=0.5, seed=3, record=60, spacing="linear",
            progress=False, checkpoint_every=0.0, threads=1)
-FIELDS = ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss")
+FIELDS = ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss", "q_perp")
 
 
 @pytest.fixture(scope="module")

@@ -306,7 +306,7 @@ def test_ctrl_c_keeps_the_records(interrupt_subprocess):
 
 # --- checkpoints ---------------------------------------------------------------------------------
 def _fields(r):
-    return {k: np.asarray(getattr(r, k)) for k in ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss")}
+    return {k: np.asarray(getattr(r, k)) for k in ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss", "q_perp")}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -414,3 +414,30 @@ def test_blocks_follow_the_sizes_not_the_threads():
     np.testing.assert_allclose(tr.W, runs[0], atol=1e-5)
     with pytest.raises(ValueError, match="blocks"):
         hooks.set_blocks(tr._raw, -1, 2)
+
+
+# --- the collective overlap (issue 17) ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_collective_overlap_matches_the_reference(dtype):
+    model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
+    tr = fs.SGDTrainer(model, d=96, n=40, batch=48, dt=0.1, a0=0.5, m0=0.1, seed=2, dtype=dtype)
+    tr.run(12)
+    ref_q = ref.collective_overlap(tr.W, tr.theta)
+    assert tr.collective_overlap() == pytest.approx(ref_q, abs=1e-6 if dtype == "float32" else 1e-12)
+    r = fs.train_sgd(model, d=96, n=40, batch=48, dt=0.1, steps=12, a0=0.5, m0=0.1, seed=2, dtype=dtype,
+                     record=[0, 12], progress=False)
+    assert r.q_perp[-1] == pytest.approx(tr.collective_overlap(), abs=1e-12)
+
+
+def test_collective_overlap_grows_with_dt_d_over_b():
+    """All neurons see the same batch: the common part of the batch noise builds a shared direction
+    in their orthogonal parts (q_perp), the more so the larger dt d / B. Two seeds each; q_perp at
+    t = 4 for B = d/4 is far above its value at B = 8d, which stays at the -1/n of random directions."""
+    model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
+    q = {}
+    for B in (32, 128, 1024):
+        runs = [fs.train_sgd(model, d=128, n=128, batch=B, dt=0.1, steps=40, a0=0.5, seed=s, record=[0, 20, 40],
+                             progress=False, threads=1) for s in (0, 1)]
+        q[B] = float(np.mean([r.q_perp[1] for r in runs]))
+    assert q[32] > q[128] > q[1024], q
+    assert q[32] > 0.02 and abs(q[1024]) < 0.01, q

@@ -40,6 +40,15 @@ void register_trainer(py::module_& m, const char* name) {
             return tr.population_loss(sv, cv, second_moment, target_tail);
           },
           py::arg("s"), py::arg("c"), py::arg("second_moment"), py::arg("target_tail"))
+      .def(
+          "population_stats",
+          [](const Tr& tr, const Array& s, const Array& c, double second_moment, double target_tail) {
+            std::vector<double> sv(s.data(), s.data() + s.size()), cv(c.data(), c.data() + c.size());
+            py::gil_scoped_release release;
+            return tr.population_stats(sv, cv, second_moment, target_tail);
+          },
+          py::arg("s"), py::arg("c"), py::arg("second_moment"), py::arg("target_tail"),
+          "The exact population loss and the collective overlap q_perp, from one Q = W W^T.")
       .def_property_readonly("step_count", &Tr::step_count)
       .def(
           "set_step_count", [](Tr& tr, std::uint64_t s) { tr.set_step_count(s); }, py::arg("step"),
@@ -104,6 +113,10 @@ void register_sgd(py::module_& m) {
       .def_readonly("m_std", &sgd::OrderParameters::m_std)
       .def_readonly("a_mean", &sgd::OrderParameters::a_mean)
       .def_readonly("a_std", &sgd::OrderParameters::a_std);
+
+  py::class_<sgd::PopulationStats>(m, "PopulationStats", "The population loss and q_perp of a network.")
+      .def_readonly("loss", &sgd::PopulationStats::loss)
+      .def_readonly("q_perp", &sgd::PopulationStats::q_perp);
 
   register_trainer<float>(m, "Trainer32");
   register_trainer<double>(m, "Trainer64");

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -41,6 +42,13 @@ struct Config {
 
 struct OrderParameters {
   double m_mean, m_std, a_mean, a_std;
+};
+
+// What Q = W W^T tells about the network as a whole: its exact population loss, and the collective
+// overlap q_perp = mean over i != j of u_i . u_j of the neurons' unit parts orthogonal to the
+// teacher, u_i = (w_i - m_i theta) / sqrt(1 - m_i^2) (pairs with a neuron at a pole left out).
+struct PopulationStats {
+  double loss, q_perp;
 };
 
 class DivergenceError : public std::runtime_error {
@@ -158,6 +166,11 @@ class Trainer {
   // target; target_tail: E[g^2] - sum c_k^2.
   double population_loss(const std::vector<double>& s, const std::vector<double>& c, double second_moment,
                          double target_tail) const {
+    return population_stats(s, c, second_moment, target_tail).loss;
+  }
+
+  PopulationStats population_stats(const std::vector<double>& s, const std::vector<double>& c, double second_moment,
+                                   double target_tail) const {
     const int d = cfg_.d, n = cfg_.n;
     std::vector<double> Wd(W_.begin(), W_.begin() + std::size_t(n) * d), Q(std::size_t(n) * n, 0.0);
     {
@@ -183,25 +196,43 @@ class Trainer {
     };
     const std::vector<double> m = alignments();
     std::vector<double> self_row(static_cast<std::size_t>(n)), cross_row(static_cast<std::size_t>(n));
+    std::vector<double> overlap_row(static_cast<std::size_t>(n)), pairs_row(static_cast<std::size_t>(n));
+    std::vector<double> perp(static_cast<std::size_t>(n));  // sqrt(1 - m_i^2), 0 at a pole
+    for (int i = 0; i < n; ++i) perp[std::size_t(i)] = std::sqrt(std::max(0.0, 1.0 - m[i] * m[i]));
 #pragma omp parallel for schedule(static) num_threads(cfg_.threads)
     for (int i = 0; i < n; ++i) {
       const double ai = a_[i];
       double row = ai * second_moment;  // diagonal
-      for (int j = i + 1; j < n; ++j) row += 2.0 * double(a_[j]) * kernel(Q[std::size_t(i) * n + j]);
+      double ov = 0.0, np_ = 0.0;
+      const double pi = perp[std::size_t(i)];
+      for (int j = i + 1; j < n; ++j) {
+        const double q = Q[std::size_t(i) * n + j];
+        row += 2.0 * double(a_[j]) * kernel(q);
+        const double pp = pi * perp[std::size_t(j)];
+        if (pp > 1e-150) {
+          ov += (q - m[i] * m[j]) / pp;
+          np_ += 1.0;
+        }
+      }
       self_row[std::size_t(i)] = ai * row;
+      overlap_row[std::size_t(i)] = ov;
+      pairs_row[std::size_t(i)] = np_;
       double bi = 0.0, mk = 1.0;
       for (std::size_t k = 0; k < std::min(s.size(), c.size()); ++k, mk *= m[i]) bi += s[k] * c[k] * mk;
       cross_row[std::size_t(i)] = ai * bi;
     }
-    double self = 0.0, cross = 0.0;  // summed in order: the same for any thread count
+    double self = 0.0, cross = 0.0, overlap = 0.0, pairs = 0.0;  // summed in order: any thread count
     for (int i = 0; i < n; ++i) {
       self += self_row[std::size_t(i)];
       cross += cross_row[std::size_t(i)];
+      overlap += overlap_row[std::size_t(i)];
+      pairs += pairs_row[std::size_t(i)];
     }
     double c2 = target_tail;
     for (double ck : c) c2 += ck * ck;
     const double nn = double(n);
-    return 0.5 * (self / (nn * nn) - 2.0 * cross / nn + c2) + 0.5 * cfg_.noise;
+    const double loss = 0.5 * (self / (nn * nn) - 2.0 * cross / nn + c2) + 0.5 * cfg_.noise;
+    return {loss, pairs > 0 ? overlap / pairs : std::numeric_limits<double>::quiet_NaN()};
   }
 
  private:

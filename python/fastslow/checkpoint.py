@@ -17,9 +17,9 @@ import numpy as np
 
 __all__ = ["CHECKPOINT_VERSION", "RECORD_COLUMNS", "save_checkpoint", "load_checkpoint", "check_signature"]
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 #: The recorded columns, in the order of a record (``step`` first).
-RECORD_COLUMNS = ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss")
+RECORD_COLUMNS = ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss", "q_perp")
 
 
 def _fsync_dir(folder: str) -> None:

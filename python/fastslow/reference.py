@@ -18,6 +18,7 @@ from scipy.integrate import solve_ivp
 __all__ = [
     "hermite_values", "quadrature_coefficients", "relu_coefficients", "erf_coefficients",
     "loss", "grad", "hessian", "LimitRHS", "solve_ode", "solve_ode_m_direct",
+    "named_function", "hermite_function", "sgd_step", "batch_loss", "population_loss_mc", "collective_overlap",
 ]
 
 
@@ -284,3 +285,19 @@ def population_loss_mc(W, a, theta, act, target, noise, samples: int = 200_000, 
     mean = total / samples
     se = math.sqrt(max(total2 / samples - mean**2, 0.0) / samples)
     return mean + 0.5 * noise, se
+
+
+# ---------------------------------------------------------------------------------------------
+# The collective overlap of a finite network
+# ---------------------------------------------------------------------------------------------
+def collective_overlap(W: np.ndarray, theta: np.ndarray) -> float:
+    """``q_perp = mean over i != j of u_i . u_j``, ``u_i = (w_i - m_i theta) / |w_i - m_i theta|``,
+    written out directly (the core takes it from ``Q = W W^T``)."""
+    W = np.asarray(W, dtype=float)
+    theta = np.asarray(theta, dtype=float)
+    m = W @ theta
+    U = W - np.outer(m, theta)
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    G = U @ U.T
+    n = W.shape[0]
+    return float((G.sum() - np.trace(G)) / (n * (n - 1)))

@@ -194,6 +194,11 @@ class SGDTrainer:
         Mehler's formula with the model's Hermite series (exact up to their reported tails)."""
         return float(self._raw.population_loss(*self._loss_args))
 
+    def collective_overlap(self) -> float:
+        """``q_perp``: the mean over pairs ``i != j`` of ``u_i . u_j``, with ``u_i`` the unit part of
+        ``w_i`` orthogonal to the teacher (about ``-1/n`` for independent random directions)."""
+        return float(self._raw.population_stats(*self._loss_args).q_perp)
+
     def state(self) -> dict[str, np.ndarray]:
         """Copies of ``W``, ``a`` and ``theta`` (with :attr:`step_count`, the whole state)."""
         return {"W": np.array(self.W), "a": np.array(self.a), "theta": np.array(self.theta)}
@@ -253,7 +258,8 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     Trajectory
         Level ``"sgd"``: ``m``, ``a`` the means over neurons, ``loss`` the exact population loss of
         the finite network; ``series``: ``step``, ``m_std``, ``a_std``, ``batch_loss`` (NaN at step
-        0); ``params``: the settings, the model and ``wall_time`` (seconds).
+        0), ``q_perp`` (the collective overlap of the neurons' parts orthogonal to the teacher, see
+        :meth:`SGDTrainer.collective_overlap`); ``params``: the settings, the model and ``wall_time`` (seconds).
 
     Raises
     ------
@@ -286,8 +292,9 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
 
     def record_now(batch_loss: float) -> None:
         op = trainer.order_parameters()
+        ps = trainer._raw.population_stats(*trainer._loss_args)  # the loss and q_perp from one Q = W W^T
         row = {"step": trainer.step_count, "m": op.m_mean, "m_std": op.m_std, "a": op.a_mean, "a_std": op.a_std,
-               "batch_loss": batch_loss, "loss": trainer.population_loss()}
+               "batch_loss": batch_loss, "loss": ps.loss, "q_perp": ps.q_perp}
         for k in RECORD_COLUMNS:  # appended together: a Ctrl-C cannot land between them
             cols[k].append(row[k])
 
@@ -296,7 +303,7 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         arr = {k: np.asarray(cols[k], dtype=float) for k in RECORD_COLUMNS if k != "step"}
         return Trajectory(level="sgd", t=step * trainer.dt, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
                           message=message, series={"step": step, "m_std": arr["m_std"], "a_std": arr["a_std"],
-                                                   "batch_loss": arr["batch_loss"]},
+                                                   "batch_loss": arr["batch_loss"], "q_perp": arr["q_perp"]},
                           params={**params, "wall_time": wall})
 
     def last_batch_loss() -> float:
