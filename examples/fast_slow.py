@@ -222,7 +222,8 @@ def phase(out: Path, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures")
+    ap.add_argument("--out", type=Path, default=Path("results/fast_slow"),
+                    help="where the figures and the JSON go (default results/fast_slow; the committed copies are in examples/figures)")
     ap.add_argument("--quick", action="store_true", help="a 50 x 50 phase diagram instead of 200 x 200")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
