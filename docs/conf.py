@@ -62,6 +62,6 @@ sphinx_gallery_conf = {
 
 html_theme = "furo"
 html_title = f"fastslow {release}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []
 nitpicky = False
 suppress_warnings = ["config.cache"]

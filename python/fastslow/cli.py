@@ -89,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
-    """The demo's two studies (MODEL.md section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
+    """The demo's two studies (theory page section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
     with a phase diagram over the ``h3`` coefficient and ``a0``) and a centred-GELU student on
     ``h1 - 0.4 h2``."""
     sgd = ({"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "seeds": [0], "record": 21} if quick else
