@@ -174,7 +174,7 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
     finally:
         if cluster is not None and failed:
             close_quickly(cl, cluster)  # Ctrl-C: within a second
-        elif opened:
+        elif opened and cl is not None:
             with contextlib.suppress(Exception):
                 cl.close()
                 if cluster is not None:

@@ -119,13 +119,13 @@ def _range_values(where: str, r: Mapping[str, Any], kind: str) -> list[Any]:
         span = (stop - start) / step
         if span < 0:
             raise SweepError(f"{where}.step: {step!r} goes away from stop ({start!r} -> {stop!r}); use {-step!r}")
-        k = round(span)
-        if abs(span - k) > 1e-9 * max(1.0, abs(span)):
+        n_steps = round(span)
+        if abs(span - n_steps) > 1e-9 * max(1.0, abs(span)):
             raise SweepError(f"{where}.step: (stop - start) / step = {span:g} is not a whole number, so the range "
                              f"would not end at stop = {stop!r}")
-        if k + 1 > _MAX_AXIS:
-            raise SweepError(f"{where}: {k + 1} values; at most {_MAX_AXIS:,}")
-        vals = start + step * np.arange(k + 1)
+        if n_steps + 1 > _MAX_AXIS:
+            raise SweepError(f"{where}: {n_steps + 1} values; at most {_MAX_AXIS:,}")
+        vals = start + step * np.arange(n_steps + 1)
         vals[-1] = stop
     else:
         num = r["num"]
