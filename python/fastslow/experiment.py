@@ -87,7 +87,7 @@ class RunResult:
     def seeds(self) -> list[int]:
         return self.sgd.seeds if self.sgd is not None else []
 
-    def replace(self, **changes: Any) -> "RunResult":
+    def replace(self, **changes: Any) -> RunResult:
         import dataclasses
 
         return dataclasses.replace(self, **changes)

@@ -240,7 +240,7 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
     return HermiteSeries(coef, coef.size - 1, tail, source, qerr, description)
 
 
-def as_model(x: Any, name: str = "model") -> "Model":
+def as_model(x: Any, name: str = "model") -> Model:
     """``x`` if it is a :class:`Model`, else a ``TypeError`` naming ``name`` (the one check of the
     model argument that every entry point uses)."""
     if not isinstance(x, Model):
@@ -312,7 +312,7 @@ class Model:
         return self.lr_a / self.lr_w
 
     @property
-    def core(self) -> "_core.model.LimitModel":
+    def core(self) -> _core.model.LimitModel:
         """The C++ model (for the integrator)."""
         return self._core
 
@@ -346,7 +346,7 @@ class Model:
         act, tgt = self.simulator_spec()
         return make(act, "activation"), make(tgt, "target")
 
-    def replace(self, **changes: Any) -> "Model":
+    def replace(self, **changes: Any) -> Model:
         """A copy with some constructor arguments changed (``lr_a=...``, ``target=...``)."""
         kw = dict(activation=self._spec["activation"], target=self._spec["target"], lr_w=self.lr_w,
                   lr_a=self.lr_a, noise=self.noise, centred=self.centred, max_order=self._spec["max_order"],

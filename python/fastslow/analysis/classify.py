@@ -58,7 +58,7 @@ class Thresholds:
         return {"settle_tol": self.settle_tol, "m_tol": self.m_tol, "slope_tol": self.slope_tol}
 
     @classmethod
-    def check(cls, thresholds: Any) -> "Thresholds":
+    def check(cls, thresholds: Any) -> Thresholds:
         """``thresholds`` if a :class:`Thresholds`, the defaults for None, else a ``TypeError``."""
         if thresholds is None:
             return DEFAULT_THRESHOLDS

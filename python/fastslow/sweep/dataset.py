@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt

@@ -7,7 +7,8 @@ import json
 import os
 import time
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .._runtime import check_memory
 from .dataset import Results, warn_problems

@@ -247,7 +247,7 @@ def _checked_class() -> type:
             super().__init__(store)
             self._files, self._lay, self._problems = files, lay, problems
 
-        def _with_store(self, store: Any) -> "CheckedStore":
+        def _with_store(self, store: Any) -> CheckedStore:
             return CheckedStore(store, self._files, self._lay, self._problems)
 
         async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:

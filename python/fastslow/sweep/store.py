@@ -139,7 +139,7 @@ class SweepStore:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
-    def __enter__(self) -> "SweepStore":
+    def __enter__(self) -> SweepStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
