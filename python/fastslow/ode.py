@@ -226,6 +226,7 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
         (``m.shape == batch_shape + t_eval.shape``); ``stats`` as for :func:`solve_ode` plus ``a0``
         and ``m0``, per trajectory.
     """
+    model_list: list[Model] | None
     if isinstance(models, Model):
         model_list = [models]
     else:
