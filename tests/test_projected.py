@@ -279,3 +279,16 @@ def test_bad_draws():
         T.step_with_batch(tr._raw, np.zeros((10, 20)), np.zeros(10))
     with pytest.raises(ValueError, match="sampler"):
         T.step_with_draws(_trainer(20, 3, 10, sampler="direct")._raw, np.zeros((10, 4)), np.zeros((3, 20)), np.zeros(10))
+
+
+def test_sampler_in_config_and_sweep_settings():
+    """sgd.sampler is a config field (default auto) checked by the registry; a sweep cell passes it on."""
+    from fastslow.config import ConfigError, parse_config
+    from fastslow.sweep.tasks import _settle
+
+    assert parse_config({}).sgd.sampler == "auto"
+    cfg = parse_config({"sgd": {"sampler": "projected"}})
+    assert cfg.sgd.sampler == "projected"
+    with pytest.raises(ConfigError, match="sgd.sampler"):
+        parse_config({"sgd": {"sampler": "exact"}})
+    assert dict(_settle(cfg, {}).sgd)["sampler"] == "projected"

@@ -44,6 +44,9 @@ class SpanBasis {
     k_ = std::min(d, n + 1);
     identity_ = d <= n + 1;
     cb_ = blocks::columns(d);
+    // threads only where a pass has work for them: a team costs a fork and a join, and on a loaded
+    // machine a join waits for a descheduled thread (the blocks, and so the results, stay the same)
+    parallel_ = cb_ > 1 && double(d) * k_ * k_ > kParallelFlops;
     if (identity_) return;
     const std::size_t k = k_;
     Qt_.assign(std::size_t(n + 1) * d, T(0));  // n + 1 rows: the Householder path works in place
@@ -99,7 +102,7 @@ class SpanBasis {
     if (!cholesky_upper(Rfac, k)) return false;
     std::copy(Rfac.begin(), Rfac.end(), Rd_.begin());
     const std::vector<T> RT(Rfac.begin(), Rfac.end());
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel_)
     for (int c = 0; c < cb; ++c) {
       int j0, j1;
       blocks::of(d, cb, c, j0, j1);
@@ -118,7 +121,7 @@ class SpanBasis {
   // S_ = A A^T (k x k, double, upper triangle) from column blocks of A (k x d), summed in block order.
   void gram(const T* A, int threads) {
     const int d = d_, cb = cb_;
-#pragma omp parallel for schedule(static) num_threads(threads)
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel_)
     for (int c = 0; c < cb; ++c) {
       int j0, j1;
       blocks::of(d, cb, c, j0, j1);
@@ -196,8 +199,9 @@ class SpanBasis {
 
   void to_T() { std::transform(Rd_.begin(), Rd_.end(), R_.begin(), [](double v) { return T(v); }); }
 
+  static constexpr double kParallelFlops = 2e7;
   int d_ = 0, n_ = 0, k_ = 0, cb_ = 1;
-  bool identity_ = false;
+  bool identity_ = false, parallel_ = false;
   BasisMethod forced_ = BasisMethod::Auto, used_ = BasisMethod::Auto;
   double off_ = std::numeric_limits<double>::quiet_NaN();
   std::vector<T> Qt_, R_, tau_, work_;

@@ -135,7 +135,9 @@ class ProjectedSampler {
     //    partial products (summed in block order: independent of the threads), grad a, and the
     //    rows of Xi (keyed by neuron)
     const std::size_t part = std::size_t(n) * (n + k);
-#pragma omp parallel num_threads(th)
+    // (a team only where there is work for it: see basis.hpp)
+    const bool team = double(fb) * part + 8.0 * n * d > 2e6;
+#pragma omp parallel num_threads(th) if (team)
     {
       int i0, i1;
       blocks::thread_items(n, nb, i0, i1);
