@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(__doc__, DEFAULT_JSON, "fewer sizes and rounds (checks that everything runs)", argv)
     run = Session("fastslow samplers benchmark (direct vs projected)", args.quick)
     check(run.checker)
-    rounds, budget = (3, 0.05) if args.quick else (7, 0.3)
+    rounds, budget = (3, 0.05) if args.quick else (5, 0.3)
     ds = (256, 512, 1024, 2048) if args.quick else (256, 512, 1024, 2048, 4096, 8192, 16384)
     section("1. projected / direct against d (n = 128, B = 8 d, float32, 2 threads)")
     scan = []

@@ -8,7 +8,7 @@ theory is about (``d -> infinity`` with ``B / d`` fixed) are reached on a laptop
 Configuration: tanh student, target h1 + 0.2 h3, a0 = 0.5, m0 = 0, lr_w = lr_a = 1, n = 32,
 B = 4 d, dt = 0.05 (so dt d / B = 0.0125), t in [0, 10]; d from 256 to 32768, several seeds each.
 At each d: the mean over seeds of m(t) - m_ODE(t) (what stays as d grows: the O(dt) and
-O(dt d / B) biases of MODEL.md section 2, fixed here) and the spread over seeds (the batch noise,
+O(dt d / B) biases of the theory page (section 2), fixed here) and the spread over seeds (the batch noise,
 expected to fall like d^(-1/2) at fixed B / d), with power laws fitted in d. At d = 256 and 1024 the
 direct sampler runs too, on the same seeds, as a check that both give the same statistics.
 

@@ -1,4 +1,4 @@
-// What both samplers of an SGD step share (MODEL.md section 1): the network a step reads and
+// What both samplers of an SGD step share (the theory page section 1): the network a step reads and
 // updates, the buffers of the forward pass and of the gradient, and the passes that do not depend
 // on how the batch was sampled:
 //   - the fused activation pass over rows of P = [X W^T | X theta]: sigma, sigma', the output, the

@@ -1,7 +1,7 @@
 """The two samplers of an SGD step and their cost models, written once: what ``sampler="auto"``
 chooses by, and what the benchmarks compare their timings with.
 
-Both samplers take the same step of MODEL.md section 1 on a fresh batch of ``B`` standard normal
+Both samplers take the same step of the theory page section 1 on a fresh batch of ``B`` standard normal
 inputs, exactly in distribution; they differ in what they draw (``cpp/sgd/direct.hpp``,
 ``cpp/sgd/projected.hpp``):
 
