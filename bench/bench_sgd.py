@@ -173,7 +173,7 @@ def start_session(settings: Settings) -> Session:
 def make_trainer(shape: tuple[int, int, int], dtype: str, seed: int = SEED) -> fs.SGDTrainer:
     B, d, n = shape
     return fs.SGDTrainer(MODEL, d=d, n=n, batch=B, dt=DT, a0=A0, m0=M0, seed=seed, dtype=dtype,
-                         threads=FS_THREADS)
+                         threads=FS_THREADS, sampler="direct")
 
 
 # ---------------------------------------------------------------------------------------------

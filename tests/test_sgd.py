@@ -83,7 +83,8 @@ def _reference_functions(model: fs.Model):
 def test_step_matches_reference(act_name, tgt, centred, noise, dtype, rtol):
     model = fs.Model(act_name, tgt, lr_w=0.7, lr_a=0.3, noise=noise, centred=centred)
     d, n, B = 24, 16, 64
-    tr = fs.SGDTrainer(model, d=d, n=n, batch=B, dt=0.1, a0=0.8, m0=0.2, seed=3, dtype=dtype, threads=1)
+    tr = fs.SGDTrainer(model, d=d, n=n, batch=B, dt=0.1, a0=0.8, m0=0.2, seed=3, dtype=dtype, threads=1,
+                       sampler="direct")
     W0, a0, theta = tr.W.astype(float).copy(), tr.a.astype(float).copy(), tr.theta.astype(float).copy()
     rng = np.random.default_rng(0)
     X = rng.standard_normal((B, d)).astype(np.float32 if dtype == "float32" else np.float64)
@@ -100,7 +101,8 @@ def test_update_is_the_gradient_of_the_batch_loss():
     """a_i moves by -lr_a dt n dL/da_i and w_i by -lr_w dt n dL/dw_i (projected): finite differences."""
     model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0)
     d, n, B, dt = 10, 6, 40, 1e-7
-    tr = fs.SGDTrainer(model, d=d, n=n, batch=B, dt=dt, a0=0.7, m0=0.3, seed=1, dtype="float64", threads=1)
+    tr = fs.SGDTrainer(model, d=d, n=n, batch=B, dt=dt, a0=0.7, m0=0.3, seed=1, dtype="float64", threads=1,
+                       sampler="direct")
     W0, a0, theta = tr.W.copy(), tr.a.copy(), tr.theta.copy()
     X = np.random.default_rng(5).standard_normal((B, d))
     xi = np.zeros(B)

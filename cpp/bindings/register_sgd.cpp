@@ -54,6 +54,9 @@ void register_trainer(py::module_& m, const char* name) {
           "set_step_count", [](Tr& tr, std::uint64_t s) { tr.set_step_count(s); }, py::arg("step"),
           "Set the step counter (when restoring a checkpoint: the random streams are keyed by it).")
       .def_property_readonly("batch_loss", &Tr::last_batch_loss)
+      .def_static(
+          "memory_need", [](const sgd::Config& c) { return Tr::memory_need(c); }, py::arg("config"),
+          "Bytes a trainer of these settings allocates (an upper bound).")
       .def_property_readonly("config", &Tr::config)
       .def_property_readonly("W",
                              [](py::object self) {
@@ -89,13 +92,14 @@ void register_sgd(py::module_& m) {
 
   py::class_<sgd::Config>(m, "TrainerConfig", "Sizes, rates, seed, initial condition and threads of a trainer.")
       .def(py::init([](int d, int n, int batch, double dt, double lr_w, double lr_a, double noise, std::uint64_t seed,
-                       double a0, double m0, int threads) {
+                       double a0, double m0, int threads, const std::string& sampler) {
              return sgd::Config{.d = d, .n = n, .batch = batch, .dt = dt, .lr_w = lr_w, .lr_a = lr_a, .noise = noise,
-                                .seed = seed, .a0 = a0, .m0 = m0, .threads = threads};
+                                .seed = seed, .a0 = a0, .m0 = m0, .threads = threads,
+                                .sampler = sgd::sampler_from_name(sampler)};
            }),
            py::kw_only(), py::arg("d"), py::arg("n"), py::arg("batch"), py::arg("dt"), py::arg("lr_w"),
            py::arg("lr_a"), py::arg("noise") = 0.0, py::arg("seed") = 0, py::arg("a0") = 1.0, py::arg("m0") = 0.0,
-           py::arg("threads") = 1)
+           py::arg("threads") = 1, py::arg("sampler") = std::string("direct"))
       .def_readonly("d", &sgd::Config::d)
       .def_readonly("n", &sgd::Config::n)
       .def_readonly("batch", &sgd::Config::batch)
@@ -106,7 +110,8 @@ void register_sgd(py::module_& m) {
       .def_readonly("seed", &sgd::Config::seed)
       .def_readonly("a0", &sgd::Config::a0)
       .def_readonly("m0", &sgd::Config::m0)
-      .def_readonly("threads", &sgd::Config::threads);
+      .def_readonly("threads", &sgd::Config::threads)
+      .def_property_readonly("sampler", [](const sgd::Config& c) { return std::string(sgd::sampler_name(c.sampler)); });
 
   py::class_<sgd::OrderParameters>(m, "OrderParameters", "Means and spreads over neurons of m_i and a_i.")
       .def_readonly("m_mean", &sgd::OrderParameters::m_mean)

@@ -2,6 +2,7 @@
 // streams, the float32 tanh kernel, a step on a given batch, the BLAS block counts).
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "../sgd/functions.hpp"
 #include "../sgd/philox.hpp"
@@ -26,6 +27,65 @@ void register_trainer_hooks(py::module_& m) {
         tr.step_with_batch(X.data(), xi.data());
       },
       py::arg("trainer"), py::arg("X"), py::arg("xi"), "One step on a given batch and label noise.");
+  m.def(
+      "step_with_draws",
+      [](Tr& tr, const TArray& Z, const TArray& Xi, const TArray& xi) {
+        const auto& c = tr.config();
+        const int k = tr.projected().k();
+        if (c.sampler != sgd::Sampler::Projected) throw std::invalid_argument("trainer: its sampler is not 'projected'");
+        if (Z.ndim() != 2 || Z.shape(0) != c.batch || Z.shape(1) != k)
+          throw std::invalid_argument("Z: must have shape (batch, min(d, n + 1))");
+        if (Xi.ndim() != 2 || Xi.shape(0) != c.n || Xi.shape(1) != c.d) throw std::invalid_argument("Xi: must have shape (n, d)");
+        if (xi.ndim() != 1 || xi.shape(0) != c.batch) throw std::invalid_argument("xi: must have shape (batch,)");
+        tr.step_with_draws(Z.data(), Xi.data(), xi.data());
+      },
+      py::arg("trainer"), py::arg("Z"), py::arg("Xi"), py::arg("xi"),
+      "One projected step on given draws: Z = X Q (batch x min(d, n + 1)), Xi (n x d), label noise xi.");
+  m.def(
+      "last_gradient",
+      [](const Tr& tr) {
+        const auto& c = tr.config();
+        py::array_t<T> G({c.n, c.d}), ga(c.n);
+        std::copy(tr.last_gradient().begin(), tr.last_gradient().end(), G.mutable_data());
+        std::copy(tr.last_grad_a().begin(), tr.last_grad_a().end(), ga.mutable_data());
+        return py::make_tuple(G, ga);
+      },
+      py::arg("trainer"), "(G, grad_a) of the last step: the gradients, means over the batch (n x d and n).");
+  m.def(
+      "basis",
+      [](const Tr& tr) {
+        const auto& c = tr.config();
+        const auto& bs = tr.projected().basis();
+        if (c.sampler != sgd::Sampler::Projected) throw std::invalid_argument("trainer: its sampler is not 'projected'");
+        const int k = bs.k();
+        static const char* names[] = {"auto", "identity", "cholesky_qr", "cholesky_qr2", "householder"};
+        if (bs.identity())
+          return py::tuple(py::make_tuple(py::none(), py::none(), names[int(bs.used())], bs.orthogonality()));
+        py::array_t<T> Qt({k, c.d}), R({k, c.n + 1});
+        std::copy(bs.Qt(), bs.Qt() + std::size_t(k) * c.d, Qt.mutable_data());
+        std::copy(bs.R(), bs.R() + std::size_t(k) * (c.n + 1), R.mutable_data());
+        return py::tuple(py::make_tuple(Qt, R, names[int(bs.used())], bs.orthogonality()));
+      },
+      py::arg("trainer"),
+      "(Q^T, R, method, |Q^T Q - I|_F after the first pass) of the last projected step's basis of span [W; theta].");
+  m.def(
+      "set_basis_method",
+      [](Tr& tr, const std::string& method) {
+        sgd::BasisMethod m;
+        if (method == "auto") m = sgd::BasisMethod::Auto;
+        else if (method == "cholesky_qr") m = sgd::BasisMethod::CholeskyQR;
+        else if (method == "cholesky_qr2") m = sgd::BasisMethod::CholeskyQR2;
+        else if (method == "householder") m = sgd::BasisMethod::Householder;
+        else throw std::invalid_argument("method: must be auto, cholesky_qr, cholesky_qr2 or householder");
+        tr.projected().basis().force(m);
+      },
+      py::arg("trainer"), py::arg("method"), "Force the projected sampler's basis method (tests).");
+  m.def(
+      "set_forward_gemm", [](Tr& tr, bool on) { tr.projected().set_forward_gemm(on); }, py::arg("trainer"),
+      py::arg("on"), "The projected forward P = Z R as a general GEMM instead of the triangular product (benchmarks).");
+  m.def(
+      "factor_triangular", [](const Tr& tr) { return tr.projected().factor_triangular(); }, py::arg("trainer"),
+      "Whether the last projected step's L (L L^T = M^T M) was the plain Cholesky factor (else pivoted).");
   m.def("set_blocks", &Tr::set_blocks, py::arg("trainer"), py::arg("rows"), py::arg("neurons"),
         "The number of row and neuron blocks of the BLAS calls (0 = the default rule).");
   m.def("blocks", &Tr::blocks, py::arg("trainer"), "The number of row and neuron blocks of a step's BLAS calls.");
@@ -40,7 +100,8 @@ void register_testing(py::module_& m) {
   m.def(
       "normal_row",
       [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length, bool precise) {
-        if (stream < 0 || stream > 3) throw std::invalid_argument("stream: must be in 0..3");
+        if (stream < 0 || stream >= int(rng::kStreams))
+          throw std::invalid_argument("stream: must be in 0.." + std::to_string(rng::kStreams - 1));
         if (length < 0) throw std::invalid_argument("length: must be >= 0");
         std::vector<double> out(static_cast<std::size_t>(length));
         rng::normal_row(seed, rng::Stream(stream), step, row, out.data(), out.size(), precise);
@@ -52,7 +113,8 @@ void register_testing(py::module_& m) {
       "ziggurat_row",
       [](std::uint64_t seed, int stream, std::uint64_t step, std::uint64_t row, int length, bool scalar,
          bool float32) -> py::array {
-        if (stream < 0 || stream > 3) throw std::invalid_argument("stream: must be in 0..3");
+        if (stream < 0 || stream >= int(rng::kStreams))
+          throw std::invalid_argument("stream: must be in 0.." + std::to_string(rng::kStreams - 1));
         if (length < 0) throw std::invalid_argument("length: must be >= 0");
         const std::size_t n = static_cast<std::size_t>(length);
         auto fill = [&](auto* out) {

@@ -23,7 +23,10 @@ inline std::array<u32, 4> philox4x32(std::array<u32, 4> ctr, std::array<u32, 2> 
 }
 
 // Streams: what a draw is for.
-enum Stream : u32 { Data = 0, Noise = 1, InitWeights = 2, Teacher = 3 };
+// ProjectedBatch: the projected sampler's Z = X Q, rows keyed by the batch row; ProjectedRemainder:
+// its Xi (the remainder X (I - Pi) of the batch), rows keyed by the neuron.
+enum Stream : u32 { Data = 0, Noise = 1, InitWeights = 2, Teacher = 3, ProjectedBatch = 4, ProjectedRemainder = 5 };
+constexpr u32 kStreams = 6;
 
 // Uniform in (0, 1) from 32 random bits (never 0, so log() is finite).
 inline double uniform32(u32 x) { return (double(x) + 0.5) * 0x1p-32; }

@@ -3,6 +3,8 @@ written atomically, and read back with every field checked.
 
 The random streams are keyed by ``(seed, step, row)``, so the weights and the step count are all
 the state there is: a run resumed from a checkpoint equals the uninterrupted run bit for bit.
+The sampler (``direct`` or ``projected``) is part of the run's signature (format 4); a checkpoint
+of format 3, from before the projected sampler, is a direct run's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 __all__ = ["CHECKPOINT_VERSION", "RECORD_COLUMNS", "save_checkpoint", "load_checkpoint", "check_signature"]
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 #: The recorded columns, in the order of a record (``step`` first).
 RECORD_COLUMNS = ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss", "q_perp")
 
@@ -81,6 +83,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"resume: {path!r} has a damaged signature ({exc})") from None
     if not isinstance(sig, dict):
         raise ValueError(f"resume: {path!r} has a damaged signature (not a table: {type(sig).__name__})")
+    if sig.get("version") == 3 and "sampler" not in sig:  # before the projected sampler: a direct run
+        sig = {**sig, "version": CHECKPOINT_VERSION, "sampler": "direct"}
     if sig.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"resume: {path!r} is a checkpoint of format {sig.get('version')!r}; this fastslow "
                          f"reads format {CHECKPOINT_VERSION} (start a new run)")

@@ -82,6 +82,7 @@ class SGDConfig:
     steps: int = _field("sgd.steps")
     seeds: list = _field("sgd.seeds")
     dtype: str = _field("sgd.dtype")
+    sampler: str = _field("sgd.sampler")
     record: int = _field("sgd.record")
 
 

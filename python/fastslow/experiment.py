@@ -256,7 +256,8 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
         sg = cfg.sgd
         start = time.perf_counter()
         parts["sgd"] = sgd_against_ode(model, d=sg.d, n=sg.n, batch=sg.batch, dt=sg.dt, steps=sg.steps, a0=a0, m0=m0,
-                                       seeds=sg.seeds, dtype=sg.dtype, record=sg.record, spacing="linear",
+                                       seeds=sg.seeds, dtype=sg.dtype, sampler=sg.sampler, record=sg.record,
+                                       spacing="linear",
                                        rtol=cfg.ode.rtol, atol=cfg.ode.atol, progress=progress)
         T["sgd"] = time.perf_counter() - start
 

@@ -245,6 +245,10 @@ PARAMS: dict[str, Param] = {p.path: p for p in [
           in_config=False),
     Param("sgd.dtype", "str", "float32", "floating-point type", choices=("float32", "float64"), short="dtype",
           label="dtype"),
+    Param("sgd.sampler", "str", "auto", "how a step samples its batch, exactly in distribution either way: direct "
+          "(draws X, B x d), projected (draws its projection on span [W; theta] and the remainder: d / n times "
+          "cheaper for B >> n), auto (the cheaper by the flop counts of fastslow.samplers)",
+          choices=("direct", "projected", "auto"), short="sampler", label="SGD sampler"),
     Param("sgd.record", "int", 41, "record points (linear in steps)", lo=2, hi=100_000,
           axis="the SGD runs share the record dimension"),
     # -- the analysis --------------------------------------------------------------------------

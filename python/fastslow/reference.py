@@ -23,7 +23,7 @@ _Fn = Callable[[np.ndarray], np.ndarray]
 __all__ = [
     "hermite_values", "quadrature_coefficients", "relu_coefficients", "erf_coefficients",
     "loss", "grad", "hessian", "LimitRHS", "solve_ode", "solve_ode_m_direct",
-    "named_function", "hermite_function", "sgd_step", "batch_loss", "population_loss_mc", "collective_overlap",
+    "named_function", "hermite_function", "sgd_step", "sgd_step_projected", "batch_loss", "population_loss_mc", "collective_overlap",
 ]
 
 
@@ -270,6 +270,43 @@ def sgd_step(W: npt.ArrayLike, a: npt.ArrayLike, theta: np.ndarray, X: npt.Array
     W_new = W - lr_w * dt * G
     W_new /= np.linalg.norm(W_new, axis=1, keepdims=True)
     return W_new, a - lr_a * dt * grad_a, 0.5 * np.mean(r**2)
+
+
+def sgd_step_projected(W: np.ndarray, a: np.ndarray, theta: np.ndarray, Z: np.ndarray, Xi: npt.ArrayLike,
+                       xi: npt.ArrayLike, act: tuple[_Fn, _Fn], target: tuple[_Fn, _Fn], lr_w: float, lr_a: float,
+                       dt: float, noise: float) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray, np.ndarray]:
+    """One step of the projected sampler on given draws, in float64, written from its definition:
+    with ``V = [W; theta]^T = Q R`` (NumPy's Householder QR, signs so that ``diag R >= 0``),
+    ``P = Z R``, ``M`` from ``P`` as in :func:`sgd_step`, ``L`` the Cholesky factor of ``M^T M``,
+    ``Y = L Xi`` and ``G = Y + (M^T Z - Y Q) Q^T`` (``Z``: ``B x (n + 1)``, ``Xi``: ``n x d``).
+    For ``d <= n + 1`` the basis is the identity and ``Z`` (``B x d``) is the batch itself.
+
+    Returns ``(W_new, a_new, batch_loss, G, grad_a)``.
+    """
+    W = np.asarray(W, float)
+    a = np.asarray(a, float)
+    theta = np.asarray(theta, float)
+    Z = np.asarray(Z, float)
+    n, d, B = W.shape[0], W.shape[1], Z.shape[0]
+    if d <= n + 1:
+        Q, R = np.eye(d), np.vstack([W, theta]).T
+    else:
+        Q, R = np.linalg.qr(np.vstack([W, theta]).T)
+        sign = np.where(np.diag(R) < 0, -1.0, 1.0)
+        Q, R = Q * sign, R * sign[:, None]
+    P = Z @ R
+    S, D = act[0](P[:, :n]), act[1](P[:, :n])
+    r = S @ a / n - (target[0](P[:, n]) + math.sqrt(noise) * np.asarray(xi, float))
+    M = D * (r[:, None] * a[None, :]) / B
+    grad_a = S.T @ r / B
+    if d <= n + 1:
+        G = M.T @ Z
+    else:
+        Y = np.linalg.cholesky(M.T @ M) @ np.asarray(Xi, float)
+        G = Y + (M.T @ Z - Y @ Q) @ Q.T
+    W_new = W - lr_w * dt * G
+    W_new /= np.linalg.norm(W_new, axis=1, keepdims=True)
+    return W_new, a - lr_a * dt * grad_a, 0.5 * np.mean(r**2), G, grad_a
 
 
 def batch_loss(W: np.ndarray, a: np.ndarray, theta: np.ndarray, X: np.ndarray, xi: npt.ArrayLike,

@@ -3,9 +3,12 @@
 :class:`SGDTrainer` holds one network and steps it; :func:`train_sgd` runs it to a number of steps
 and records the order parameters: the means and spreads over neurons of the alignments
 ``m_i = w_i^T theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
-loss of the finite network. Every step draws a fresh Gaussian batch from counter-based streams
-keyed by ``(seed, step, row)``, so results do not depend on the number of threads, and a run
-resumed from a checkpoint equals the uninterrupted one.
+loss of the finite network. Every step takes a fresh Gaussian batch, sampled by one of two exact
+samplers (:mod:`fastslow.samplers`: ``"direct"`` draws it, ``"projected"`` draws only its
+projection on the span of the weights and an independent remainder, ``d / n`` times cheaper at
+large ``d``; ``"auto"`` picks the cheaper) from counter-based streams keyed by ``(seed, step,
+row)``, so results do not depend on the number of threads, and a run resumed from a checkpoint
+equals the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ._runtime import check_memory, resolve_threads
 from .checkpoint import CHECKPOINT_VERSION, RECORD_COLUMNS, check_signature, load_checkpoint, save_checkpoint
 from .model import Model, as_model
 from .params import lookup
+from .samplers import choose_sampler
 from .trajectory import Status, Trajectory
 
 __all__ = ["SGDTrainer", "OrderParameters", "TrainingInterrupted", "train_sgd", "record_steps", "memory_estimate",
@@ -83,12 +87,14 @@ def record_steps(steps: int, record: Any = 50, spacing: str = "log") -> np.ndarr
     return arr.astype(np.int64)
 
 
-def memory_estimate(d: int, n: int, batch: int, dtype: str) -> int:
-    """Bytes the simulator allocates: X (B x d), [P | z] (B x (n+1)), M (B x n), G (n x d), [W; theta]
-    ((n+1) x d), a and small vectors, and for the population loss Q (n x n) and W in double."""
-    item = np.dtype(DTYPES[dtype]).itemsize
-    return (item * (batch * d + batch * (n + 1) + batch * n + n * d + (n + 1) * d + 2 * n + 2 * batch)
-            + 8 * (n * n + n * d + batch))
+def memory_estimate(d: int, n: int, batch: int, dtype: str, sampler: str = "direct") -> int:
+    """Bytes the simulator allocates (the core's own count, an upper bound it checks again): for both
+    samplers [P | z] (B x (n+1)), G (n x d), [W; theta] ((n+1) x d), small vectors and, for the
+    population loss, Q (n x n) and W in double; direct: X (B x d) and M (B x n); projected: [M | Z]
+    (B x (2n+1)), the basis Q^T ((n+1) x d), Xi (n x d), each row block's [M^T M | M^T Z]
+    (n x (2n+1)) and n x n matrices."""
+    config = _core.sgd.TrainerConfig(d=d, n=n, batch=batch, dt=1.0, lr_w=1.0, lr_a=1.0, sampler=sampler)
+    return int(getattr(_core.sgd, _TRAINERS[dtype]).memory_need(config))
 
 
 class SGDTrainer:
@@ -109,18 +115,23 @@ class SGDTrainer:
     dtype : {"float32", "float64"}
     threads : int, optional
         OpenMP threads, from 1 to the usable cores (results do not depend on it).
+    sampler : {"auto", "direct", "projected"}
+        How a step samples its batch (:mod:`fastslow.samplers`; the same law, other random
+        realisations): ``"auto"`` takes the cheaper by the cost model.
 
     Attributes
     ----------
     W, a, theta : ndarray
         Views (no copies) of the first-layer rows, the second layer and the teacher direction.
+    sampler : str
+        The sampler used, ``"direct"`` or ``"projected"`` (``"auto"`` resolved).
     step_count : int
     t : float
         ``step_count * dt``.
     """
 
     def __init__(self, model: Model, *, d: int, n: int, batch: int, dt: float, a0: float, m0: float = 0.0,
-                 seed: int = 0, dtype: str = "float32", threads: int | None = None) -> None:
+                 seed: int = 0, dtype: str = "float32", threads: int | None = None, sampler: str = "auto") -> None:
         self.model = as_model(model)
         self.d = lookup("d").check(d, "d")
         self.n = lookup("n").check(n, "n")
@@ -131,12 +142,13 @@ class SGDTrainer:
         self.seed = V.integer(seed, "seed", lo=0, hi=2**64 - 1)
         self.dtype = V.choice(dtype, "dtype", tuple(DTYPES))
         self.threads = resolve_threads(threads)
-        check_memory(memory_estimate(self.d, self.n, self.batch, self.dtype), "d, n, batch", "the simulator's buffers",
-                     hint="reduce d, n or batch")
+        self.sampler = choose_sampler(lookup("sampler").check(sampler, "sampler"), self.batch, self.d, self.n)
+        check_memory(memory_estimate(self.d, self.n, self.batch, self.dtype, self.sampler), "d, n, batch",
+                     "the simulator's buffers", hint="reduce d, n or batch")
         act, tgt = self.model.simulator_functions()
         config = _core.sgd.TrainerConfig(d=self.d, n=self.n, batch=self.batch, dt=self.dt, lr_w=self.model.lr_w,
                                          lr_a=self.model.lr_a, noise=self.model.noise, seed=self.seed, a0=self.a0,
-                                         m0=self.m0, threads=self.threads)
+                                         m0=self.m0, threads=self.threads, sampler=self.sampler)
         self._raw = getattr(_core.sgd, _TRAINERS[self.dtype])(config, act, tgt)
         s = np.asarray(self.model.s, float)
         self._loss_args = (s, np.asarray(self.model.c, float), float(np.sum(s**2) + self.model.activation_series.tail),
@@ -219,26 +231,28 @@ class SGDTrainer:
         md = self.model.to_dict()
         return {"version": CHECKPOINT_VERSION, "d": self.d, "n": self.n, "batch": self.batch, "dt": self.dt,
                 "steps": int(steps), "a0": self.a0, "m0": self.m0, "seed": self.seed, "dtype": self.dtype,
-                "record": np.asarray(record).tolist(),
+                "sampler": self.sampler, "record": np.asarray(record).tolist(),
                 "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
 
     def __repr__(self) -> str:
         op = self.order_parameters()
-        return (f"SGDTrainer(d={self.d}, n={self.n}, batch={self.batch}, dt={self.dt:g}, {self.dtype}, seed={self.seed}, "
+        return (f"SGDTrainer(d={self.d}, n={self.n}, batch={self.batch}, dt={self.dt:g}, {self.dtype}, {self.sampler}, "
+                f"seed={self.seed}, "
                 f"step {self.step_count}: m_mean = {op.m_mean:.4g}, a_mean = {op.a_mean:.4g})")
 
 
 def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
               seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
               threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
-              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None) -> Trajectory:
+              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None,
+              sampler: str = "auto") -> Trajectory:
     """Train the finite network by large-batch online SGD and record its order parameters.
 
     Parameters
     ----------
     model : Model
-    d, n, batch, dt, a0, m0, seed, dtype, threads
-        As for :class:`SGDTrainer`.
+    d, n, batch, dt, a0, m0, seed, dtype, threads, sampler
+        As for :class:`SGDTrainer` (``sampler``: ``"auto"``, ``"direct"`` or ``"projected"``).
     steps : int
         Number of SGD steps (at most 2**32 - 1).
     record : int or array of int
@@ -273,12 +287,13 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     checkpoint_every = V.real(checkpoint_every, "checkpoint_every", lo=0.0)
     progress = V.flag(progress, "progress")
     ck_path = _check_path(checkpoint, "checkpoint") if checkpoint is not None else None
-    trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads)
+    trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads,
+                         sampler=sampler)
     signature = trainer.run_signature(steps, rec)
     cols: dict[str, list[float]] = {k: [] for k in RECORD_COLUMNS}
     params = {"model": trainer.model.to_dict(), "d": trainer.d, "n": trainer.n, "batch": trainer.batch,
               "dt": trainer.dt, "steps": steps, "a0": trainer.a0, "m0": trainer.m0, "seed": trainer.seed,
-              "dtype": trainer.dtype, "threads": trainer.threads}
+              "dtype": trainer.dtype, "threads": trainer.threads, "sampler": trainer.sampler}
     if resume is not None:
         state = load_checkpoint(resume)
         check_signature(state["signature"], signature, os.fspath(resume))

@@ -86,18 +86,19 @@ class SGDStudy:
 def sgd_against_ode(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
                     seeds: Sequence[int] = (0,), dtype: str = "float32", record: Any = 41, spacing: str = "linear",
                     threads: int | None = None, rtol: float = 1e-8, atol: float = 1e-10,
-                    progress: bool = False) -> SGDStudy:
+                    progress: bool = False, sampler: str = "auto") -> SGDStudy:
     """Train the finite network once per seed, solve the limit ODE at the record times, compare.
 
-    Parameters are those of :func:`~fastslow.train_sgd` (``seeds``: one run each) and the ODE's
-    tolerances.
+    Parameters are those of :func:`~fastslow.train_sgd` (``seeds``: one run each; ``sampler``) and
+    the ODE's tolerances.
     """
     model = as_model(model)
     seeds = [V.integer(s, f"seeds[{i}]", lo=0, hi=2**63 - 1) for i, s in enumerate(seeds)]
     if not seeds:
         raise ValueError("seeds: need at least one seed")
     runs = [train_sgd(model, d=d, n=n, batch=batch, dt=dt, steps=steps, a0=a0, m0=m0, seed=s, dtype=dtype,
-                      record=record, spacing=spacing, threads=threads, progress=progress) for s in seeds]
+                      record=record, spacing=spacing, threads=threads, progress=progress, sampler=sampler)
+            for s in seeds]
     sgd = Trajectory.stack(runs, "seed", np.asarray(seeds, dtype=np.int64))
     ode = solve_ode(model, sgd.t, a0=a0, m0=m0, rtol=rtol, atol=atol, dense_output=False)
     return SGDStudy(sgd=sgd, ode=ode, comparison=compare(sgd, ode))

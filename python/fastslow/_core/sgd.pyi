@@ -24,8 +24,9 @@ class TrainerConfig:
     a0: float
     m0: float
     threads: int
+    sampler: str
     def __init__(self, *, d: int, n: int, batch: int, dt: float, lr_w: float, lr_a: float, noise: float = 0.0,
-                 seed: int = 0, a0: float = 1.0, m0: float = 0.0, threads: int = 1) -> None: ...
+                 seed: int = 0, a0: float = 1.0, m0: float = 0.0, threads: int = 1, sampler: str = "direct") -> None: ...
 
 class OrderParameters:
     m_mean: float
@@ -46,6 +47,8 @@ class _Trainer:
     def population_stats(self, s: npt.ArrayLike, c: npt.ArrayLike, second_moment: float,
                          target_tail: float) -> PopulationStats: ...
     def set_step_count(self, step: int) -> None: ...
+    @staticmethod
+    def memory_need(config: TrainerConfig) -> float: ...
     @property
     def step_count(self) -> int: ...
     @property

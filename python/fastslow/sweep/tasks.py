@@ -150,7 +150,7 @@ def _settle(base: Config, overrides: Mapping[params.Param, Any]) -> _Cell:
     val = {p.path: v for p, v in overrides.items()}
     sg = base.sgd
     sgd = {"d": sg.d, "n": sg.n, "batch": sg.batch, "dt": sg.dt, "steps": sg.steps, "dtype": sg.dtype,
-           "seed": sg.seeds[0]}
+           "sampler": sg.sampler, "seed": sg.seeds[0]}
     for p, v in overrides.items():
         if p.section == "sgd":
             sgd[p.field] = v
