@@ -110,11 +110,11 @@ void register_effective(py::module_& m) {
   m.def(
       "iterate",
       [](const ef::EffectiveMap& mp, double m0, double a0, double q0, const Array& t_eval, double dt,
-         const Array& schedule, double ratio, double n, const ef::Terms& terms, bool store_steps) {
+         const Array& schedule, double ratio, double n, const ef::Terms& terms, bool store_steps, long max_steps) {
         const ef::Setting s = setting(n, ratio, terms);
         std::vector<double> te(t_eval.data(), t_eval.data() + t_eval.size());
         std::vector<double> sc(schedule.data(), schedule.data() + schedule.size());
-        ef::validate(m0, a0, q0, te, dt, sc, s);
+        ef::validate(m0, a0, q0, te, dt, sc, s, max_steps);
         ef::Trajectory r;
         {
           py::gil_scoped_release release;
@@ -126,13 +126,14 @@ void register_effective(py::module_& m) {
       },
       py::arg("map"), py::arg("m0"), py::arg("a0"), py::arg("q0"), py::arg("t_eval"), py::arg("dt"),
       py::arg("schedule"), py::arg("ratio"), py::arg("n"), py::arg("terms"), py::arg("store_steps"),
+      py::arg("max_steps") = 10'000'000L,
       "Iterate the map from (m0, a0, q0) with step dt (or the steps of `schedule`, if not empty); GIL released, "
       "Ctrl-C raises KeyboardInterrupt.");
 
   m.def(
       "iterate_batch",
       [](const ef::EffectiveMap& mp, const Array& m0, const Array& a0, const Array& dt, const Array& n,
-         const Array& ratio, const ef::Terms& terms, const Array& t_eval, int threads) {
+         const Array& ratio, const ef::Terms& terms, const Array& t_eval, int threads, long max_steps) {
         std::vector<double> inv(std::size_t(n.size()));
         for (py::ssize_t i = 0; i < n.size(); ++i) {
           const double ni = n.data()[i];
@@ -144,13 +145,13 @@ void register_effective(py::module_& m) {
           py::gil_scoped_release release;
           SignalPoll poll;
           r = ef::iterate_batch(mp, span_of(m0), span_of(a0), span_of(dt), inv, span_of(ratio), terms,
-                                span_of(t_eval), threads, [&]() { return poll(); });
+                                span_of(t_eval), threads, max_steps, [&]() { return poll(); });
         }
         if (PyErr_Occurred()) throw py::error_already_set();
         return r;
       },
       py::arg("map"), py::arg("m0"), py::arg("a0"), py::arg("dt"), py::arg("n"), py::arg("ratio"), py::arg("terms"),
-      py::arg("t_eval"), py::arg("threads"),
+      py::arg("t_eval"), py::arg("threads"), py::arg("max_steps") = 10'000'000L,
       "Iterate many settings on OpenMP threads (GIL released; results independent of the thread count).");
 }
 

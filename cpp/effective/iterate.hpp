@@ -32,7 +32,8 @@ struct Trajectory {
 };
 
 inline void validate(double m0, double a0, double q0, std::span<const double> t_eval, double dt,
-                     std::span<const double> schedule, const Setting& s) {
+                     std::span<const double> schedule, const Setting& s, long max_steps) {
+  if (max_steps < 1) throw std::invalid_argument("max_steps: must be >= 1");
   if (!(std::isfinite(m0) && std::abs(m0) < 1.0))
     throw std::invalid_argument("m0: must be finite with |m0| < 1, got " + std::to_string(m0));
   if (!std::isfinite(a0)) throw std::invalid_argument("a0: must be finite");
@@ -43,7 +44,13 @@ inline void validate(double m0, double a0, double q0, std::span<const double> t_
       throw std::invalid_argument("t_eval: times must be finite, >= 0 and strictly increasing");
   if (schedule.empty()) {
     if (!(std::isfinite(dt) && dt > 0.0)) throw std::invalid_argument("dt: must be finite and > 0");
+    if (!(t_eval.back() / dt <= double(max_steps)))
+      throw std::invalid_argument("t_eval, dt: " + std::to_string(t_eval.back() / dt) + " steps to the last save time, "
+                                  "more than max_steps = " + std::to_string(max_steps));
   } else {
+    if (schedule.size() > std::size_t(max_steps))
+      throw std::invalid_argument("schedule: " + std::to_string(schedule.size()) + " steps, more than max_steps = " +
+                                  std::to_string(max_steps));
     double t = 0.0;
     for (double h : schedule) {
       if (!(std::isfinite(h) && h > 0.0)) throw std::invalid_argument("schedule: every step must be finite and > 0");
@@ -146,14 +153,14 @@ struct BatchResult {
 inline BatchResult iterate_batch(const EffectiveMap& map, std::span<const double> m0, std::span<const double> a0,
                                  std::span<const double> dt, std::span<const double> inv_n,
                                  std::span<const double> ratio, const Terms& terms, std::span<const double> t_eval,
-                                 int threads, const std::function<bool()>& poll = {}) {
+                                 int threads, long max_steps, const std::function<bool()>& poll = {}) {
   const std::size_t n = m0.size();
   if (a0.size() != n || dt.size() != n || inv_n.size() != n || ratio.size() != n)
     throw std::invalid_argument("m0, a0, dt, inv_n, ratio: must have the same length");
   if (threads < 1 || threads > std::max(1, omp_get_num_procs()))
     throw std::invalid_argument("threads: must be from 1 to the " + std::to_string(std::max(1, omp_get_num_procs())) +
                                 " processors, got " + std::to_string(threads));
-  for (std::size_t i = 0; i < n; ++i) validate(m0[i], a0[i], 0.0, t_eval, dt[i], {}, Setting{inv_n[i], ratio[i], terms});
+  for (std::size_t i = 0; i < n; ++i) validate(m0[i], a0[i], 0.0, t_eval, dt[i], {}, Setting{inv_n[i], ratio[i], terms}, max_steps);
   BatchResult r;
   r.n = n;
   r.ne = t_eval.size();

@@ -12,7 +12,8 @@
 // extra = label noise + the target's neglected tail. For q < 0 there is no shared direction: q is
 // set to 0 in omega and the (negative) a^2 (K(Q) - K(m^2)) joins V_n. Every average is a tensor
 // Gauss-Hermite rule over the activation itself (not products of truncated Hermite series, whose
-// truncation error the fourth moments amplify): N nodes in each of z, zeta and eta.
+// truncation error the fourth moments amplify): N nodes in each of omega, eta and, for z given
+// omega, xi (z = (m / rho) omega + sqrt(1 - m^2 / rho^2) xi).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -41,22 +42,28 @@ class NoiseExpectations {
     const auto q = hermite::gauss_hermite(nodes);
     x_ = q.nodes;
     w_ = q.weights;
-    // the target's Hermite series at the nodes (its tail is treated as noise, in extra_)
-    const auto& c = series.target();
-    int kc = -1;
-    for (int k = int(c.size()) - 1; k >= 0; --k)
-      if (c[std::size_t(k)] != 0.0) {
-        kc = k;
-        break;
-      }
-    g_.assign(x_.size(), 0.0);
-    std::vector<double> h(std::size_t(std::max(kc, 0)) + 1);
-    for (std::size_t i = 0; i < x_.size() && kc >= 0; ++i) {
-      hermite::values(x_[i], kc, h.data());
-      double acc = 0.0;
-      for (int k = 0; k <= kc; ++k) acc += c[std::size_t(k)] * h[std::size_t(k)];
-      g_[i] = acc;
+    // the target's Hermite series (its tail is treated as noise, in extra_), up to its last nonzero order
+    const auto& cs = series.target();
+    std::size_t kc = cs.size();
+    while (kc > 0 && cs[kc - 1] == 0.0) --kc;
+    c_.assign(cs.begin(), cs.begin() + std::ptrdiff_t(kc));
+    rk_.resize(kc + 1);
+    for (std::size_t k = 0; k <= kc; ++k) rk_[k] = std::sqrt(double(k));
+  }
+
+  // g(z) = sum_k c_k h_k(z) by the three-term recurrence.
+  double target(double z) const {
+    const std::size_t K = c_.size();
+    if (K == 0) return 0.0;
+    double hm1 = 1.0, h = z, acc = c_[0];
+    if (K > 1) acc += c_[1] * z;
+    for (std::size_t k = 1; k + 1 < K; ++k) {
+      const double hp = (z * h - rk_[k] * hm1) / rk_[k + 1];
+      acc += c_[k + 1] * hp;
+      hm1 = h;
+      h = hp;
     }
+    return acc;
   }
 
   int nodes() const { return int(x_.size()); }
@@ -72,14 +79,16 @@ class NoiseExpectations {
     const double KQ = S.K(Q);
     const double Vn = a * a * (inv_n * (S.E_sig2() - KQ) + (1.0 - inv_n) * (KQ - S.K(rho2)));
     const double base = extra_ + Vn;
-    const double sperp = std::sqrt((1.0 - m2) * qp), inv_rho = rho > 0.0 ? 1.0 / rho : 1.0;
+    // (z, omega) are jointly Gaussian with correlation c = m / rho: integrate over omega and an
+    // independent xi, z = c omega + sqrt(1 - c^2) xi, so the conditional averages over eta are needed
+    // at the N nodes of omega only (N^2 activation calls, not N^3); g is a short polynomial.
+    const double c = rho > 0.0 ? m / rho : 0.0, sc = std::sqrt(std::max(0.0, 1.0 - c * c));
     const double sres = std::sqrt(1.0 - rho2);
     const std::size_t N = x_.size();
     double Es = 0.0, Ec = 0.0;
-    // the conditional averages over eta at one omega
-    auto inner = [&](double omega, double& F, double& D1, double& D2) {
-      F = D1 = D2 = 0.0;
-      const double c0 = rho * omega;
+    for (std::size_t i = 0; i < N; ++i) {
+      double F = 0.0, D1 = 0.0, D2 = 0.0;  // E[sigma | omega], E[sigma' | omega], E[sigma'^2 | omega]
+      const double c0 = rho * x_[i];
       for (std::size_t k = 0; k < N; ++k) {
         double v, dv;
         act_.eval(c0 + sres * x_[k], v, dv);
@@ -87,30 +96,19 @@ class NoiseExpectations {
         D1 += w_[k] * dv;
         D2 += w_[k] * dv * dv;
       }
-    };
-    if (qp == 0.0) {  // omega = z up to sign: one dimension (the zeta weights sum to one)
-      for (std::size_t i = 0; i < N; ++i) {
-        double F, D1, D2;
-        inner(m * x_[i] * inv_rho, F, D1, D2);
-        const double r = a * F - g_[i];
-        const double r2 = r * r + base;
-        Es += w_[i] * r2 * D2;
-        Ec += w_[i] * r2 * D1 * D1;
+      double r2m = 0.0;  // E[(a F - g(z))^2 | omega] + the rest
+      if (sc == 0.0) {
+        const double r = a * F - target(c * x_[i]);
+        r2m = r * r;
+      } else {
+        for (std::size_t j = 0; j < N; ++j) {
+          const double r = a * F - target(c * x_[i] + sc * x_[j]);
+          r2m += w_[j] * r * r;
+        }
       }
-      return {Es, Ec};
-    }
-    for (std::size_t i = 0; i < N; ++i) {
-      double es = 0.0, ec = 0.0;
-      for (std::size_t j = 0; j < N; ++j) {
-        double F, D1, D2;
-        inner((m * x_[i] + sperp * x_[j]) * inv_rho, F, D1, D2);
-        const double r = a * F - g_[i];
-        const double r2 = r * r + base;
-        es += w_[j] * r2 * D2;
-        ec += w_[j] * r2 * D1 * D1;
-      }
-      Es += w_[i] * es;
-      Ec += w_[i] * ec;
+      const double r2 = r2m + base;
+      Es += w_[i] * r2 * D2;
+      Ec += w_[i] * r2 * D1 * D1;
     }
     return {Es, Ec};
   }
@@ -119,7 +117,7 @@ class NoiseExpectations {
   const Series* series_;
   sgd::Function act_;
   double extra_;
-  std::vector<double> x_, w_, g_;
+  std::vector<double> x_, w_, c_, rk_;
 };
 
 }  // namespace fastslow::effective

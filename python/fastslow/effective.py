@@ -119,7 +119,8 @@ class EffectiveDense:
 
 def solve_effective(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, dt: float, d: Any = None,
                     batch: Any = None, n: Any = None, terms: str = "all", schedule: Any = None,
-                    dense_output: bool = True, nodes: int = 24, q0: float = 0.0) -> Trajectory:
+                    dense_output: bool = True, nodes: int = 24, q0: float = 0.0,
+                    max_steps: int = 10_000_000) -> Trajectory:
     """Iterate the effective map of the finite network from ``(m0, a0)``, ``q_perp = 0``, at ``t = 0``.
 
     Parameters
@@ -149,6 +150,8 @@ def solve_effective(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, dt
     q0 : float
         Initial collective overlap ``q_perp`` (in (-1, 1); 0 for rows drawn independently; kept only
         by the terms that evolve it, not by ``"map"`` and ``"shrink"``).
+    max_steps : int
+        Refuse (``ValueError``) a run that needs more steps than this.
 
     Returns
     -------
@@ -176,11 +179,14 @@ def solve_effective(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, dt
     dense = V.flag(dense_output, "dense_output")
     ratio, width = _sizes(terms, d, batch, n)
     q0 = V.real(q0, "q0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
+    max_steps = V.integer(max_steps, "max_steps", lo=1, hi=2**62)
+    _check_steps(t, dt, max_steps)
     steps = _schedule_steps(schedule, model, t, a0, m0, dt)
     noise, collective, feedback = _SWITCHES[terms]
     mp = effective_map(model, nodes)
     r = _core.effective.iterate(mp, m0, a0, q0, t, dt, steps, ratio, width,
-                                _core.effective.Terms(noise=noise, collective=collective, feedback=feedback), dense)
+                                _core.effective.Terms(noise=noise, collective=collective, feedback=feedback), dense,
+                                max_steps)
     if r.status == -2:
         raise KeyboardInterrupt(r.message)
     if r.status != 0:
@@ -194,6 +200,13 @@ def solve_effective(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, dt
               "nodes": nodes, "q0": q0, "schedule": None if steps.size == 0 else "given"}
     return Trajectory._trusted("effective", t, np.array(r.m), np.array(r.a), np.array(r.loss), r.status, r.message,
                                {"q_perp": np.array(r.q_perp)}, stats, params, sol)
+
+
+def _check_steps(t: np.ndarray, dt: Any, max_steps: int) -> None:
+    need = float(t[-1]) / np.min(dt)
+    if need > max_steps:
+        raise ValueError(f"t_eval, dt: {need:.4g} steps to t = {t[-1]:g}, more than max_steps = {max_steps:,} "
+                         "(a larger dt, a shorter horizon or a larger max_steps)")
 
 
 def _schedule_steps(schedule: Any, model: Model, t: np.ndarray, a0: float, m0: float, dt: float) -> np.ndarray:
@@ -214,7 +227,7 @@ def _schedule_steps(schedule: Any, model: Model, t: np.ndarray, a0: float, m0: f
 
 def solve_effective_batch(model: Model, t_eval: Any, *, a0: Any, m0: Any = 0.0, dt: Any, d: Any = None,
                           batch: Any = None, n: Any = None, terms: str = "all", nodes: int = 24,
-                          threads: int | None = None) -> Trajectory:
+                          threads: int | None = None, max_steps: int = 10_000_000) -> Trajectory:
     """Many settings of the effective map at once, on OpenMP threads (constant steps).
 
     ``a0``, ``m0``, ``dt``, ``d``, ``batch`` and ``n`` broadcast together (each an array or a scalar;
@@ -240,6 +253,8 @@ def solve_effective_batch(model: Model, t_eval: Any, *, a0: Any, m0: Any = 0.0, 
         pa.check(float(flat["a0"][i]), "a0")
         V.real(float(flat["m0"][i]), "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True)
         pdt.check(float(flat["dt"][i]), "dt")
+    max_steps = V.integer(max_steps, "max_steps", lo=1, hi=2**62)
+    _check_steps(t, flat["dt"], max_steps)
     ratio = np.zeros(size)
     width = np.full(size, math.inf)
     if terms != "map":
@@ -253,7 +268,7 @@ def solve_effective_batch(model: Model, t_eval: Any, *, a0: Any, m0: Any = 0.0, 
                                       np.ascontiguousarray(flat["a0"], float), np.ascontiguousarray(flat["dt"], float),
                                       width, ratio, _core.effective.Terms(noise=noise, collective=collective,
                                                                           feedback=feedback), t,
-                                      resolve_threads(threads))
+                                      resolve_threads(threads), max_steps)
     if r.interrupted:
         raise KeyboardInterrupt("solve_effective_batch: interrupted")
     status = np.asarray(r.status)

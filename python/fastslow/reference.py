@@ -328,8 +328,6 @@ class EffectiveReference:
         self.extra = self.noise + float(c_tail)
         x, w = np.polynomial.hermite_e.hermegauss(nodes)
         self.x, self.w = x, w / math.sqrt(2 * math.pi)
-        kc = int(np.max(np.flatnonzero(self.c))) if np.any(self.c) else 0
-        self.g_nodes = self.c[: kc + 1] @ hermite_values(self.x, kc)
 
     # the series, as sums over Hermite orders ------------------------------------------------
     @staticmethod
@@ -357,12 +355,17 @@ class EffectiveReference:
         rho2 = m * m + (1 - m * m) * qp
         rho = math.sqrt(rho2)
         Vn = a * a * (inv * (self.E_sig2 - self.K(Q)) + (1 - inv) * (self.K(Q) - self.K(rho2)))
-        omega = (m * x[:, None] + math.sqrt((1 - m * m) * qp) * x[None, :]) / (rho if rho > 0 else 1.0)
-        lam = rho * omega[..., None] + math.sqrt(1 - rho2) * x
+        # (z, omega) jointly Gaussian, corr(z, omega) = m / rho: z = c omega + sqrt(1 - c^2) xi
+        c = m / rho if rho > 0 else 0.0
+        lam = rho * x[:, None] + math.sqrt(1 - rho2) * x[None, :]         # (omega, eta)
         F, dsg = self.sigma(lam) @ w, self.dsigma(lam)
-        D1, D2 = dsg @ w, dsg**2 @ w
-        r2 = (a * F - self.g_nodes[:, None]) ** 2 + self.extra + Vn
+        D1, D2 = dsg @ w, dsg**2 @ w                                       # functions of omega
+        z = c * x[:, None] + math.sqrt(max(0.0, 1 - c * c)) * x[None, :]  # (omega, xi)
+        kc = int(np.max(np.flatnonzero(self.c))) if np.any(self.c) else 0
+        g = np.tensordot(self.c[: kc + 1], hermite_values(z, kc), axes=(0, 0))
+        r2 = (a * F[:, None] - g) ** 2 + self.extra + Vn
         W2 = np.outer(w, w)
+        D1, D2 = D1[:, None], D2[:, None]
         return float(np.sum(r2 * D2 * W2)), float(np.sum(r2 * D1**2 * W2))
 
     def step(self, m: float, a: float, Q: float, *, dt: float, ratio: float, n: float, noise: bool = True,

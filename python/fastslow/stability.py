@@ -240,7 +240,7 @@ class StepSchedule:
 
 
 def stable_schedule(model: Model, t_max: float, *, a0: float, m0: float = 0.0, dt: float, safety: float = 0.5,
-                    points: int = 2000) -> StepSchedule:
+                    points: int = 2000, max_steps: int = 100_000_000) -> StepSchedule:
     """Steps that stay stable along the limit trajectory: ``dt_k = min(dt, h(t))`` with ``h`` the
     largest step with ``|1 + h lambda| <= safety`` for the fast and the collective mode
     (:func:`stable_step`).
@@ -250,11 +250,12 @@ def stable_schedule(model: Model, t_max: float, *, a0: float, m0: float = 0.0, d
     ``[-safety, 1)``. While ``h`` exceeds ``dt`` the steps are exactly ``dt`` (step times
     ``k dt``, as a fixed-step run's); from the save time before the first where ``h < dt`` the steps
     follow ``h(t)`` (interpolated linearly between save times), shortened evenly so that the last
-    step ends at ``t_max``.
+    step ends at ``t_max``. A schedule of more than ``max_steps`` steps is refused (``ValueError``).
     """
     model = as_model(model)
     dt = lookup("dt").check(dt, "dt")
     safety = V.real(safety, "safety", lo=0.0, hi=1.0, lo_open=True)
+    max_steps = V.integer(max_steps, "max_steps", lo=1, hi=2**62)
     st = stability(model, a0=a0, m0=m0, dt=dt, t_max=t_max, points=points)
     ok = np.isfinite(st.m)
     h = np.full(st.t.shape, np.inf)
@@ -264,6 +265,8 @@ def stable_schedule(model: Model, t_max: float, *, a0: float, m0: float = 0.0, d
         raise ValueError("t_max: the limit ODE failed before it; no schedule can be built from it")
     below = np.flatnonzero(h < dt)
     if below.size == 0:
+        if t_max / dt > max_steps:
+            raise ValueError(f"t_max: {t_max / dt:.4g} steps of dt = {dt:g}, more than max_steps = {max_steps:,}")
         return StepSchedule(np.full(int(math.ceil(t_max / dt - 1e-9)), dt))
     j = int(below[0])
     k0 = int(math.floor(st.t[max(j - 1, 0)] / dt + 1e-9))
@@ -274,5 +277,8 @@ def stable_schedule(model: Model, t_max: float, *, a0: float, m0: float = 0.0, d
     inv_h = 1.0 / np.interp(grid, st.t, h)
     N = np.concatenate([[0.0], np.cumsum(0.5 * (inv_h[1:] + inv_h[:-1]) * np.diff(grid))])
     K = max(1, int(math.ceil(N[-1] - 1e-9)))
+    if k0 + K > max_steps:
+        raise ValueError(f"t_max: the stable schedule takes {k0 + K:,} steps to t = {t_max:g}, more than max_steps = "
+                         f"{max_steps:,}")
     times = np.interp(np.linspace(0.0, N[-1], K + 1), N, grid)
     return StepSchedule(np.concatenate([np.full(k0, dt), np.diff(times)]))
