@@ -258,11 +258,12 @@ def solve_effective_batch(model: Model, t_eval: Any, *, a0: Any, m0: Any = 0.0, 
     ratio = np.zeros(size)
     width = np.full(size, math.inf)
     if terms != "map":
+        def size_of(k: str, i: int) -> Any:
+            v = float(flat[k][i])
+            return v if math.isinf(v) else (int(v) if v == int(v) else v)
+
         for i in range(size):
-            def size_of(k: str) -> Any:
-                v = float(flat[k][i])
-                return v if math.isinf(v) else (int(v) if v == int(v) else v)
-            ratio[i], width[i] = _sizes(terms, size_of("d"), size_of("batch"), size_of("n"))
+            ratio[i], width[i] = _sizes(terms, size_of("d", i), size_of("batch", i), size_of("n", i))
     noise, collective, feedback = _SWITCHES[terms]
     r = _core.effective.iterate_batch(effective_map(model, nodes), np.ascontiguousarray(flat["m0"], float),
                                       np.ascontiguousarray(flat["a0"], float), np.ascontiguousarray(flat["dt"], float),
