@@ -15,6 +15,8 @@ Runs, in this order, in this process, each saving its own JSON beside ``FILE``:
    Dask clusters (needs ``fastslow[sweep]``; skipped otherwise).
 5. ``bench_samplers``: the projected SGD step against the direct one as d grows (n = 128, B = 8 d),
    the crossover shapes, and long runs of small networks (seeds in parallel on the cores).
+6. ``bench_effective``: the effective map in C++ against its NumPy reference on the same problem;
+   the validity map's 28 cells as one batch call against single calls.
 
 Each benchmark measures the machine's sgemm peak alongside its workloads and checks every
 implementation against fastslow or a tight reference before timing it; the exit status is 1 when any
@@ -47,6 +49,7 @@ BENCHMARKS: dict[str, tuple[str, str | None]] = {
     "analysis": ("Fast-slow analysis (bench_analysis)", None),
     "sweep": ("Sweeps (bench_sweep)", "xarray"),
     "samplers": ("SGD samplers, direct vs projected (bench_samplers)", None),
+    "effective": ("Effective dynamics (bench_effective)", None),
 }
 
 
