@@ -59,8 +59,12 @@ def workload_single(quick: bool, checker: Any) -> dict[str, Any]:
     R = _reference(model)
     t = np.arange(steps + 1) * DT
     for B in (64, 4096):
-        core = lambda B=B: fs.solve_effective(model, t, a0=0.5, dt=DT, d=D, batch=B, n=N, dense_output=False)
-        numpy_ = lambda B=B: R.trajectory(t, a0=0.5, m0=0.0, dt=DT, ratio=D / B, n=float(N))
+        def core(B: int = B) -> Any:
+            return fs.solve_effective(model, t, a0=0.5, dt=DT, d=D, batch=B, n=N, dense_output=False)
+
+        def numpy_(B: int = B) -> Any:
+            return R.trajectory(t, a0=0.5, m0=0.0, dt=DT, ratio=D / B, n=float(N))
+
         ours, theirs = core(), numpy_()
         err = max(float(np.max(np.abs(x - y) / np.maximum(1.0, np.abs(y))))
                   for x, y in zip((ours.m, ours.a, ours.loss, ours.q_perp), theirs))
@@ -84,10 +88,14 @@ def workload_batch(quick: bool, checker: Any) -> dict[str, Any]:
     dts = np.array([0.2, 0.1, 0.05, 0.025])
     B = (ratios * D).astype(int)
     threads = default_threads()
-    batch = lambda: fs.solve_effective_batch(model, t, a0=0.5, dt=dts[None, :], d=D, batch=B[:, None], n=N,
-                                             threads=threads)
-    singles = lambda: [fs.solve_effective(model, t, a0=0.5, dt=float(h), d=D, batch=int(b), n=N, dense_output=False)
-                       for b in B for h in dts]
+    def batch() -> Any:
+        return fs.solve_effective_batch(model, t, a0=0.5, dt=dts[None, :], d=D, batch=B[:, None], n=N,
+                                        threads=threads)
+
+    def singles() -> list[Any]:
+        return [fs.solve_effective(model, t, a0=0.5, dt=float(h), d=D, batch=int(b), n=N, dense_output=False)
+                for b in B for h in dts]
+
     got, each = batch(), singles()
     err = max(float(np.max(np.abs(got.m.reshape(-1, t.size)[k] - e.m))) for k, e in enumerate(each))
     checker.check("validity-map batch: equal to single calls", err, 0.0)

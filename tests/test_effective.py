@@ -49,7 +49,7 @@ def test_core_map_matches_reference(activation):
     for m, a, Q in STATES:
         for n in (256.0, 7.0, math.inf):
             _close(mp.noise_terms(m, a, Q, n), R.noise_terms(m, a, Q, n))
-            for name, sw in SWITCHES.items():
+            for sw in SWITCHES.values():
                 terms = _core.effective.Terms(**sw)
                 for dt, ratio in ((0.1, 4.0), (0.05, 0.25), (0.3, 0.0)):
                     _close(mp.step(m, a, Q, dt, ratio, n, terms), R.step(m, a, Q, dt=dt, ratio=ratio, n=n, **sw))

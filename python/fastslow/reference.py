@@ -366,7 +366,8 @@ class EffectiveReference:
     The formulas are those of the theory page (docs/theory/finite_size.md), section by section.
     """
 
-    def __init__(self, s, c, *, s_tail: float, c_tail: float, act, lr_w: float, lr_a: float, noise: float = 0.0,
+    def __init__(self, s: npt.ArrayLike, c: npt.ArrayLike, *, s_tail: float, c_tail: float, act: tuple[_Fn, _Fn],
+                 lr_w: float, lr_a: float, noise: float = 0.0,
                  nodes: int = 24) -> None:
         s, c = np.asarray(s, float), np.asarray(c, float)
         L = max(s.size, c.size)
@@ -381,7 +382,7 @@ class EffectiveReference:
 
     # the series, as sums over Hermite orders ------------------------------------------------
     @staticmethod
-    def _sum(coef, x) -> float:
+    def _sum(coef: np.ndarray, x: float) -> float:
         """``sum_k coef_k x^k``, term by term."""
         return float(np.sum(coef * np.power(float(x), np.arange(coef.size))))
 
@@ -426,7 +427,7 @@ class EffectiveReference:
         sees_Q = feedback and collective
         Qe = Q if sees_Q else m * m
 
-        def geometry(Qx):
+        def geometry(Qx: float) -> Any:
             K, K1, K2, C, C1, T = self.series(Qx)
             _, K1_1, K2_1, _, _, _ = self.series(1.0)
             C, C1, T = self.series(m)[3:]
@@ -461,7 +462,8 @@ class EffectiveReference:
         self_term = inv * self.E_sig2 + (1 - inv) * self.K(Q if sees_Q else m * m)
         return 0.5 * (a * a * self_term - 2 * a * self.series(m)[3] + self.E_g2 + self.noise)
 
-    def trajectory(self, t_eval, *, a0: float, m0: float, dt: float, ratio: float, n: float, **terms):
+    def trajectory(self, t_eval: npt.ArrayLike, *, a0: float, m0: float, dt: float, ratio: float, n: float,
+                   **terms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Iterate from ``(m0, a0, q = 0)`` with step ``dt`` (step times ``k dt``), read at ``t_eval`` by
         linear interpolation: ``(m, a, loss, q_perp)`` arrays."""
         t_eval = np.asarray(t_eval, float)
@@ -476,7 +478,7 @@ class EffectiveReference:
         return tuple(np.interp(t_eval, tt, col) for col in np.array(rows).T)
 
 
-def limit_map(s, c, lr_w: float, lr_a: float, m: float, a: float, dt: float) -> tuple[float, float]:
+def limit_map(s: npt.ArrayLike, c: npt.ArrayLike, lr_w: float, lr_a: float, m: float, a: float, dt: float) -> tuple[float, float]:
     """The exact ``n, d, B -> infinity`` limit of one SGD step at finite ``dt``, in the plane of the
     teacher and the row: ``G = a (A theta + C u)`` with ``R = a K2(m^2) - T(m)``,
     ``A = a m K1(m^2) - C1(m) + m R``, ``C = sqrt(1 - m^2) R``; ``m' = (m - eta a A) / N``."""

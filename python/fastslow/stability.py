@@ -25,7 +25,7 @@ which :func:`fastslow.train_sgd` and :func:`fastslow.solve_effective` accept.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from .params import lookup
 __all__ = ["fast_eigenvalue", "collective_rate", "stable_step", "Stability", "stability", "StepSchedule", "stable_schedule"]
 
 
-def fast_eigenvalue(model: Model, m: Any, a: Any) -> np.ndarray:
+def fast_eigenvalue(model: Model, m: Any, a: Any) -> np.ndarray | complex:
     """The fast eigenvalue ``lambda_f`` (smallest real part; complex dtype) of the Jacobian of the
     limit ODE ``dm/dt = -lr_w (1 - m^2) dL/dm``, ``da/dt = -lr_a dL/da`` at ``(m, a)`` (broadcast):
 
@@ -58,7 +58,7 @@ def fast_eigenvalue(model: Model, m: Any, a: Any) -> np.ndarray:
     return half_tr - disc if np.ndim(half_tr) else complex(half_tr - disc)
 
 
-def collective_rate(model: Model, m: Any, a: Any) -> np.ndarray:
+def collective_rate(model: Model, m: Any, a: Any) -> np.ndarray | float:
     """The rate ``lambda_c = -lr_w [a^2 K1(m^2) (1 - m^2) + a m C1(m)]`` at which the gradient flow of
     the wide symmetric network restores a common displacement of all rows orthogonal to the teacher
     and to the rows (linearised at ``q_perp = 0``; ``K1(Q) = sum_k k s_k^2 Q^(k-1)``,
@@ -205,6 +205,7 @@ class StepSchedule:
     """
 
     dts: np.ndarray
+    times: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         d = V.real_array(self.dts, "dts", ndim=1, nonempty=True)
