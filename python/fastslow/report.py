@@ -43,7 +43,28 @@ def summary_rows(result: Any) -> list[tuple[str, str]]:
         rows.append(("SGD vs ODE, max deviation",
                      f"|dm| = {cmp.max_dm:.3g}, |da| = {cmp.max_da:.3g} (d = {p['d']}, n = {p['n']}, B = {p['batch']}, "
                      f"dt = {p['dt']:g}, {len(result.seeds)} seeds)"))
+    lh = getattr(result, "long_horizon", None)
+    if lh is not None:
+        end = lh.at(float(lh.t[-1]))
+        sg = end["sgd"]
+        txt = (f"t = {end['t']:.4g} ({lh.half_lives:.2f} ODE half-lives): SGD m = {sg['m']:.4f} +- {sg['m_se']:.4f}, "
+               f"a = {sg['a']:.4f} +- {sg['a_se']:.4f} (SE over {len(lh.seeds)} seeds); ODE m = {end['ode']['m']:.4f}, "
+               f"a = {end['ode']['a']:.4f}")
+        if "effective" in end:
+            txt += f"; effective m = {end['effective']['m']:.4f}, a = {end['effective']['a']:.4f}"
+        rows.append(("long horizon", txt))
+    ds = getattr(result, "dt_study", None)
+    if ds is not None:
+        rows.append(("SGD vs ODE against dt", f"max |dm| {ds.max_dm.max():.3g} at dt = {ds.values.max():g} to "
+                     f"{ds.max_dm.min():.3g} at dt = {ds.values.min():g}: log-log slope {ds.slope_dm:.2f}"))
     return rows
+
+
+def _caption(name: str, result: Any) -> str:
+    from .plotting import CAPTIONS
+
+    fn = CAPTIONS.get(name)
+    return fn(result) if fn is not None else ""
 
 
 def write_report(result: Any, directory: str | Path, figures: list[str], fmt: str = "png") -> tuple[Path, Path]:
@@ -58,7 +79,11 @@ def write_report(result: Any, directory: str | Path, figures: list[str], fmt: st
         md += ["", "## Equilibria", "", "| kind | m | a | loss | stability |", "| --- | --- | --- | --- | --- |"]
         md += [f"| {e['kind']} | {e['m']:.6g} | {e['a']:.6g} | {e['loss']:.4g} | {e['stability']} |" for e in eqs]
     md += ["", "## Figures", ""]
-    md += [f"![{name}](figures/{name}.{fmt})" for name in figures]
+    for name in figures:
+        md += [f"![{name}](figures/{name}.{fmt})", ""]
+        cap = _caption(name, result)
+        if cap:
+            md += [f"*{cap}*", ""]
     md += ["", "## Timings", "", ", ".join(f"{k}: {v:.2f} s" for k, v in t.items()), "",
            f"fastslow {result.machine.get('fastslow')}, {result.machine.get('platform')}, "
            f"{result.machine.get('date')}", ""]
@@ -82,6 +107,9 @@ def write_report(result: Any, directory: str | Path, figures: list[str], fmt: st
     for name in figures:
         data = base64.b64encode((d / "figures" / f"{name}.png").read_bytes()).decode("ascii")
         parts.append(f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
+        cap = _caption(name, result)
+        if cap:
+            parts.append(f"<p><em>{html.escape(cap)}</em></p>")
     parts.append("</body></html>")
     p_html = d / "report.html"
     p_html.write_text("\n".join(parts), encoding="utf-8")
