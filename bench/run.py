@@ -13,6 +13,8 @@ Runs, in this order, in this process, each saving its own JSON beside ``FILE``:
 3. ``bench_analysis``: the critical manifold against ``numpy.roots``; a 200 x 200 phase diagram.
 4. ``bench_sweep``: sweeps against one direct ``solve_ode_batch`` call, in this process and on local
    Dask clusters (needs ``fastslow[sweep]``; skipped otherwise).
+5. ``bench_effective``: the effective map in C++ against its NumPy reference on the same problem;
+   the validity map's 28 cells as one batch call against single calls.
 
 Each benchmark measures the machine's sgemm peak alongside its workloads and checks every
 implementation against fastslow or a tight reference before timing it; the exit status is 1 when any
@@ -44,6 +46,7 @@ BENCHMARKS: dict[str, tuple[str, str | None]] = {
     "ode": ("Limit ODE (bench_ode)", None),
     "analysis": ("Fast-slow analysis (bench_analysis)", None),
     "sweep": ("Sweeps (bench_sweep)", "xarray"),
+    "effective": ("Effective dynamics (bench_effective)", None),
 }
 
 

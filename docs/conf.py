@@ -28,7 +28,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "gallery/*.ipynb", "gallery/*.py.md5", "gallery/*.zip", "gallery/sg_execution_times.rst"]
+exclude_patterns = ["_build", "gallery_src", "gallery/*.ipynb", "gallery/*.py.md5", "gallery/*.zip", "gallery/sg_execution_times.rst"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 
@@ -62,6 +62,6 @@ sphinx_gallery_conf = {
 
 html_theme = "furo"
 html_title = f"fastslow {release}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []
 nitpicky = False
 suppress_warnings = ["config.cache"]

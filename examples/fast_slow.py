@@ -6,7 +6,7 @@ Writes to ``examples/figures/`` (PNG) and prints the tables quoted in ``examples
    full trajectories in ``(m, a)``.
 2. Tikhonov/Fenichel: max deviation of the full ODE from the slow flow against ``eps = lr_a / lr_w``
    (slope ~ 1).
-3. The asymptotic law against the full ODE at ``t = 1e7 ... 1e9`` (MODEL.md's table and more).
+3. The asymptotic law against the full ODE at ``t = 1e7 ... 1e9`` (the theory page's table and more).
 4. Insight 1: the sign of the primary nonlinear coefficient decides, its strength sets the rate.
 5. Insight 2: a larger initial second-layer scale delays unlearning (half-life against ``a0``).
 6. A phase diagram over the ``h3`` coefficient and ``a0``.

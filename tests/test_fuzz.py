@@ -251,6 +251,36 @@ def test_fuzz_sweep_spec(name, value):
     call("SweepSpec.create", fs.SweepSpec.create, None, {"a0": value}, compute="ode", bad="axes")
 
 
+@FUZZ
+@given(one_bad({"a0": 0.5, "m0": 0.0, "t_eval": [0.0, 0.5, 1.0], "dt": 0.1, "d": 32, "batch": 16, "n": 16,
+                "terms": "all", "q0": 0.0, "nodes": 8, "max_steps": 100_000}))
+def test_fuzz_solve_effective(case):
+    bad, kw = case
+    tr = call("solve_effective", fs.solve_effective, MODEL, bad=bad, names=("t_eval, dt",), **kw)
+    if tr is not None:
+        assert tr.status != 0 or (np.all(np.isfinite(tr.m)) and np.all(np.isfinite(tr.q_perp)))
+        assert np.all(np.abs(tr.m[np.isfinite(tr.m)]) < 1)
+
+
+@FUZZ
+@given(one_bad({"a0": [0.5, 1.0], "m0": 0.0, "t_eval": [0.0, 1.0], "dt": 0.1, "d": 32, "batch": [16, 64], "n": 16,
+                "nodes": 6, "threads": 1, "max_steps": 100_000}))
+def test_fuzz_solve_effective_batch(case):
+    bad, kw = case
+    call("solve_effective_batch", fs.solve_effective_batch, MODEL, bad=bad,
+         names=("a0, m0, dt, d, batch, n", "t_eval, dt", "a0", "m0", "dt", "d", "batch", "n"), **kw)
+
+
+@FUZZ
+@given(one_bad({"a0": 1.0, "m0": 0.0, "dt": 0.5, "t_max": 50.0, "safety": 0.5, "points": 200, "max_steps": 10**6}))
+def test_fuzz_stable_schedule(case):
+    bad, kw = case
+    sch = call("stable_schedule", fs.stable_schedule, MODEL, bad=bad, **kw)
+    if sch is not None:
+        assert np.all(sch.dts > 0) and np.all(np.isfinite(sch.times))
+    call("fast_eigenvalue", fs.fast_eigenvalue, MODEL, kw.get("m0"), kw.get("a0"), bad="m", names=("a",))
+
+
 # --- the raw bindings (TypeError or ValueError is all that is asked of them) ------------------------------
 @FUZZ
 @given(scalars(), values(), values())

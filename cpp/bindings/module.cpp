@@ -5,7 +5,7 @@
 
 PYBIND11_MODULE(_core, mod) {
   namespace b = fastslow::bindings;
-  mod.doc() = "fastslow C++ core (private): Hermite series, the limit model, the stiff integrator, the SGD simulator.";
+  mod.doc() = "fastslow C++ core (private): Hermite series, the limit model, the stiff integrator, the SGD simulator, the effective map.";
   fastslow::blas::ensure_single_threaded();
   auto runtime = mod.def_submodule("runtime", "Cancellation tokens and the processor count.");
   b::register_runtime(runtime);
@@ -17,6 +17,8 @@ PYBIND11_MODULE(_core, mod) {
   b::register_ode(ode);
   auto sgd = mod.def_submodule("sgd", "The SGD simulator of the finite network.");
   b::register_sgd(sgd);
+  auto effective = mod.def_submodule("effective", "The effective map of the finite network at finite dt, width and batch.");
+  b::register_effective(effective);
   auto testing = mod.def_submodule("_testing", "Hooks for tests and benchmarks only: random streams, kernels, blocks.");
   b::register_testing(testing);
 }

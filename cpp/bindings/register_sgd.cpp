@@ -30,6 +30,21 @@ void register_trainer(py::module_& m, const char* name) {
            py::arg("config"), py::arg("activation"), py::arg("target"))
       .def("run", run, py::arg("steps"),
            "Run `steps` SGD steps (GIL released; Ctrl-C raises KeyboardInterrupt between steps).")
+      .def(
+          "run_schedule",
+          [](Tr& tr, const Array& dts) {
+            std::vector<double> v(dts.data(), dts.data() + dts.size());
+            long done;
+            {
+              py::gil_scoped_release release;
+              SignalPoll poll;
+              done = tr.run_schedule(v, [&]() { return poll(); });
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return done;
+          },
+          py::arg("dts"), "One SGD step per entry of `dts`, with that step (GIL released; Ctrl-C between steps).")
+      .def("set_dt", &Tr::set_dt, py::arg("dt"), "The step of the following steps.")
       .def("order_parameters", &Tr::order_parameters)
       .def("alignments", [](const Tr& tr) { return copy_of(tr.alignments()); })
       .def(

@@ -1,4 +1,4 @@
-// The finite two-layer network trained by large-batch online SGD (MODEL.md section 1):
+// The finite two-layer network trained by large-batch online SGD (theory page section 1):
 //   f(x) = (1/n) sum_i a_i sigma(w_i . x),  |w_i| = 1,  y = g(theta . x) + sqrt(noise) xi,
 //   a_i <- a_i - lr_a dt mean_b[ r_b sigma(w_i . x_b) ],
 //   w_i <- normalise( w_i - lr_w dt mean_b[ r_b a_i sigma'(w_i . x_b) x_b ] ),  r_b = f(x_b) - y_b.
@@ -125,6 +125,27 @@ class Trainer {
       update();
     }
     return k;
+  }
+
+  // Change the step (ODE time per step) from the next step on: a step schedule dt_k (the
+  // random streams are keyed by the step index, not by t, so a schedule changes no draw).
+  void set_dt(double dt) {
+    if (!(std::isfinite(dt) && dt > 0.0)) throw std::invalid_argument("dt: must be finite and > 0, got " + std::to_string(dt));
+    cfg_.dt = dt;
+  }
+
+  // Run one step per entry of dts with that step; `interrupted` as for run(). Returns the steps done.
+  long run_schedule(const std::vector<double>& dts, const std::function<bool()>& interrupted = {}) {
+    for (double h : dts)
+      if (!(std::isfinite(h) && h > 0.0)) throw std::invalid_argument("schedule: every step must be finite and > 0");
+    blas::ensure_single_threaded();
+    for (std::size_t i = 0; i < dts.size(); ++i) {
+      if (interrupted && interrupted()) return long(i);
+      cfg_.dt = dts[i];
+      draw_batch();
+      update();
+    }
+    return long(dts.size());
   }
 
   // One step on a given batch X (B x d, row-major) and label noise xi (B): for tests.
@@ -446,7 +467,7 @@ class Trainer {
     if (!finite || !std::isfinite(batch_loss_)) {
       const auto op = order_parameters();
       throw DivergenceError("SGD diverged at step " + std::to_string(step_) + " (t = " +
-                            std::to_string(double(step_) * cfg_.dt) + "): m_mean = " + std::to_string(op.m_mean) +
+                            std::to_string(double(step_) * cfg_.dt) + " at the current dt = " + std::to_string(cfg_.dt) + "): m_mean = " + std::to_string(op.m_mean) +
                             ", a_mean = " + std::to_string(op.a_mean) + ", batch loss = " +
                             std::to_string(batch_loss_) + "; lower dt or the learning rates");
     }

@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ACTIVATIONS", "HermiteSeries", "Model", "hermite_series"], "model"),
     **dict.fromkeys(["METHODS", "DenseOutput", "log_times", "solve_ode", "solve_ode_batch"], "ode"),
     **dict.fromkeys(["OrderParameters", "SGDTrainer", "TrainingInterrupted", "record_steps", "train_sgd"], "sgd"),
+    **dict.fromkeys(["TERMS", "solve_effective", "solve_effective_batch"], "effective"),
+    **dict.fromkeys(["StepSchedule", "fast_eigenvalue", "stable_schedule"], "stability"),
     "load_checkpoint": "checkpoint",
     **dict.fromkeys(["AsymptoticLaw", "Branch", "Classification", "CriticalManifold", "Equilibrium", "Fold",
                      "ManifoldStructure", "PhaseDiagram", "SlowFlowEvent", "Thresholds", "asymptotic_law", "classify",
@@ -84,9 +86,11 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
                            solve_slow_flow)
     from .checkpoint import load_checkpoint
     from .config import Config, ConfigError, example_config, load_config, parse_config
+    from .effective import TERMS, solve_effective, solve_effective_batch
     from .experiment import RunResult, load, run
     from .model import ACTIVATIONS, HermiteSeries, Model, hermite_series
     from .ode import METHODS, DenseOutput, log_times, solve_ode, solve_ode_batch
     from .sgd import OrderParameters, SGDTrainer, TrainingInterrupted, record_steps, train_sgd
+    from .stability import StepSchedule, fast_eigenvalue, stable_schedule
     from .sweep import Axis, SweepError, SweepSpec, load_sweep_spec, open_sweep, sweep
     from .trajectory import LEVELS, Comparison, Status, Trajectory, compare

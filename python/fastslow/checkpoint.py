@@ -51,9 +51,16 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, np.ndarray], st
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(folder)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # a Ctrl-C inside np.savez makes zipfile's own cleanup raise a ValueError ("Can't close the ZIP
+        # file while there is an open writing handle") in its place: it is still the interrupt
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__context__
+        if cause is not None and cause is not exc:
+            raise cause from None
         raise
 
 

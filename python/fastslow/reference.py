@@ -19,6 +19,7 @@ __all__ = [
     "hermite_values", "quadrature_coefficients", "relu_coefficients", "erf_coefficients",
     "loss", "grad", "hessian", "LimitRHS", "solve_ode", "solve_ode_m_direct",
     "named_function", "hermite_function", "sgd_step", "batch_loss", "population_loss_mc", "collective_overlap",
+    "EffectiveReference", "limit_map",
 ]
 
 
@@ -241,7 +242,7 @@ def hermite_function(coef):
 
 
 def sgd_step(W, a, theta, X, xi, act, target, lr_w, lr_a, dt, noise):
-    """One large-batch SGD step of MODEL.md section 1 on a given batch, in float64.
+    """One large-batch SGD step of theory page section 1 on a given batch, in float64.
 
     ``act`` and ``target`` are ``(f, f')`` pairs. Returns ``(W_new, a_new, batch_loss)``.
     """
@@ -301,3 +302,140 @@ def collective_overlap(W: np.ndarray, theta: np.ndarray) -> float:
     G = U @ U.T
     n = W.shape[0]
     return float((G.sum() - np.trace(G)) / (n * (n - 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The effective map of the finite network (issue 17; fastslow.effective and cpp/effective)
+# ---------------------------------------------------------------------------------------------
+class EffectiveReference:
+    """The effective map written out in NumPy: the series of the model's Hermite coefficients,
+    the noise expectations by tensor Gauss-Hermite quadrature (NumPy's ``hermegauss``), the step.
+
+    ``s, c``: Hermite coefficients; ``s_tail, c_tail``: their neglected squared tails;
+    ``act``: ``(sigma, sigma')`` as functions (:func:`named_function`, :func:`hermite_function`).
+    The formulas are those of the theory page (docs/theory/finite_size.md), section by section.
+    """
+
+    def __init__(self, s, c, *, s_tail: float, c_tail: float, act, lr_w: float, lr_a: float, noise: float = 0.0,
+                 nodes: int = 24) -> None:
+        s, c = np.asarray(s, float), np.asarray(c, float)
+        L = max(s.size, c.size)
+        self.s, self.c = np.pad(s, (0, L - s.size)), np.pad(c, (0, L - c.size))
+        self.sigma, self.dsigma = act
+        self.lr_w, self.lr_a, self.noise = float(lr_w), float(lr_a), float(noise)
+        self.E_sig2 = float(np.sum(self.s**2) + s_tail)
+        self.E_g2 = float(np.sum(self.c**2) + c_tail)
+        self.extra = self.noise + float(c_tail)
+        x, w = np.polynomial.hermite_e.hermegauss(nodes)
+        self.x, self.w = x, w / math.sqrt(2 * math.pi)
+
+    # the series, as sums over Hermite orders ------------------------------------------------
+    @staticmethod
+    def _sum(coef, x) -> float:
+        """``sum_k coef_k x^k``, term by term."""
+        return float(np.sum(coef * np.power(float(x), np.arange(coef.size))))
+
+    def series(self, x: float) -> tuple[float, ...]:
+        """``(K, K1, K2, C, C1, T)`` at ``x``."""
+        s, c = self.s, self.c
+        k = np.arange(s.size)
+        sq = np.sqrt((k[:-2] + 1.0) * (k[:-2] + 2.0))
+        return (self._sum(s**2, x), self._sum(k[1:] * s[1:] ** 2, x), self._sum(sq * s[:-2] * s[2:], x),
+                self._sum(s * c, x), self._sum(k[1:] * s[1:] * c[1:], x), self._sum(sq * c[:-2] * s[2:], x))
+
+    def K(self, Q: float) -> float:
+        return self.series(Q)[0]
+
+    def noise_terms(self, m: float, a: float, Q: float, n: float) -> tuple[float, float]:
+        """``(E_s, E_c) = (E[r^2 sigma'_i^2], E[r^2 sigma'_i sigma'_j])`` in the state (m, a, Q)."""
+        x, w = self.x, self.w
+        inv = 0.0 if math.isinf(n) else 1.0 / n
+        q = (Q - m * m) / (1 - m * m)
+        qp = max(q, 0.0)
+        rho2 = m * m + (1 - m * m) * qp
+        rho = math.sqrt(rho2)
+        Vn = a * a * (inv * (self.E_sig2 - self.K(Q)) + (1 - inv) * (self.K(Q) - self.K(rho2)))
+        # (z, omega) jointly Gaussian, corr(z, omega) = m / rho: z = c omega + sqrt(1 - c^2) xi
+        c = m / rho if rho > 0 else 0.0
+        lam = rho * x[:, None] + math.sqrt(1 - rho2) * x[None, :]         # (omega, eta)
+        F, dsg = self.sigma(lam) @ w, self.dsigma(lam)
+        D1, D2 = dsg @ w, dsg**2 @ w                                       # functions of omega
+        z = c * x[:, None] + math.sqrt(max(0.0, 1 - c * c)) * x[None, :]  # (omega, xi)
+        kc = int(np.max(np.flatnonzero(self.c))) if np.any(self.c) else 0
+        g = np.tensordot(self.c[: kc + 1], hermite_values(z, kc), axes=(0, 0))
+        r2 = (a * F[:, None] - g) ** 2 + self.extra + Vn
+        W2 = np.outer(w, w)
+        D1, D2 = D1[:, None], D2[:, None]
+        return float(np.sum(r2 * D2 * W2)), float(np.sum(r2 * D1**2 * W2))
+
+    def step(self, m: float, a: float, Q: float, *, dt: float, ratio: float, n: float, noise: bool = True,
+             collective: bool = True, feedback: bool = True) -> tuple[float, float, float]:
+        """One step ``(m, a, Q) -> (m', a', Q')``; ``ratio = d / B``, ``n`` may be ``inf``."""
+        eta = self.lr_w * dt
+        inv = 0.0 if math.isinf(n) else 1.0 / n
+        sees_Q = feedback and collective
+        Qe = Q if sees_Q else m * m
+
+        def geometry(Qx):
+            K, K1, K2, C, C1, T = self.series(Qx)
+            _, K1_1, K2_1, _, _, _ = self.series(1.0)
+            C, C1, T = self.series(m)[3:]
+            alpha = a * ((K1_1 + K2_1) * inv + (1 - inv) * K2) - T
+            beta = a * (1 - inv) * K1
+            Qt = Qx + (1 - Qx) / (n - 1) if inv else Qx
+            W2 = Qx + (1 - Qx) * (n - 2) / (n - 1) ** 2 if inv else Qx
+            return ((alpha + beta) * m - C1, alpha + beta * Qx - C1 * m, alpha * Qx + beta * Qt - C1 * m,
+                    alpha**2 + beta**2 * Qt + C1**2 + 2 * alpha * beta * Qx - 2 * (alpha + beta) * C1 * m,
+                    alpha**2 * Qx + 2 * alpha * beta * Qt + beta**2 * W2 - 2 * (alpha + beta) * C1 * m + C1**2)
+
+        tG, wG, xG, GG, GGx = geometry(Qe)
+        Sig_s = Sig_c = 0.0
+        if noise and ratio > 0:
+            Es, Ec = self.noise_terms(m, a, Qe, n)
+            Sig_s = ratio * a * a * Es
+            Sig_c = ratio * a * a * Ec if collective else 0.0
+        N2 = 1 - 2 * eta * a * wG + eta**2 * (a * a * GG + Sig_s)
+        m_new = (m - eta * a * tG) / math.sqrt(N2)
+        if collective:
+            if not sees_Q:
+                _, wGq, xG, GGq, GGx = geometry(Q)
+                N2 = 1 - 2 * eta * a * wGq + eta**2 * (a * a * GGq + Sig_s)
+            Q_new = (Q - 2 * eta * a * xG + eta**2 * (a * a * GGx + Sig_c)) / N2
+        else:
+            Q_new = m_new**2
+        a_new = a - self.lr_a * dt * (a * (inv * self.E_sig2 + (1 - inv) * self.K(Qe)) - self.series(m)[3])
+        return m_new, a_new, Q_new
+
+    def loss(self, m: float, a: float, Q: float, n: float, sees_Q: bool = True) -> float:
+        inv = 0.0 if math.isinf(n) else 1.0 / n
+        self_term = inv * self.E_sig2 + (1 - inv) * self.K(Q if sees_Q else m * m)
+        return 0.5 * (a * a * self_term - 2 * a * self.series(m)[3] + self.E_g2 + self.noise)
+
+    def trajectory(self, t_eval, *, a0: float, m0: float, dt: float, ratio: float, n: float, **terms):
+        """Iterate from ``(m0, a0, q = 0)`` with step ``dt`` (step times ``k dt``), read at ``t_eval`` by
+        linear interpolation: ``(m, a, loss, q_perp)`` arrays."""
+        t_eval = np.asarray(t_eval, float)
+        K = int(math.ceil(t_eval[-1] / dt - 1e-9))
+        sees_Q = terms.get("feedback", True) and terms.get("collective", True)
+        m, a, Q = float(m0), float(a0), float(m0) ** 2
+        rows = [(m, a, self.loss(m, a, Q, n, sees_Q), 0.0)]
+        for _ in range(K):
+            m, a, Q = self.step(m, a, Q, dt=dt, ratio=ratio, n=n, **terms)
+            rows.append((m, a, self.loss(m, a, Q, n, sees_Q), (Q - m * m) / (1 - m * m)))
+        tt = np.arange(K + 1) * dt
+        return tuple(np.interp(t_eval, tt, col) for col in np.array(rows).T)
+
+
+def limit_map(s, c, lr_w: float, lr_a: float, m: float, a: float, dt: float) -> tuple[float, float]:
+    """The exact ``n, d, B -> infinity`` limit of one SGD step at finite ``dt``, in the plane of the
+    teacher and the row: ``G = a (A theta + C u)`` with ``R = a K2(m^2) - T(m)``,
+    ``A = a m K1(m^2) - C1(m) + m R``, ``C = sqrt(1 - m^2) R``; ``m' = (m - eta a A) / N``."""
+    ref = EffectiveReference(s, c, s_tail=0.0, c_tail=0.0, act=hermite_function(s), lr_w=lr_w, lr_a=lr_a)
+    eta = lr_w * dt
+    K, K1, K2, _, _, _ = ref.series(m * m)
+    _, _, _, C, C1, T = ref.series(m)
+    R = a * K2 - T
+    A = a * m * K1 - C1 + m * R
+    Cc = math.sqrt(1 - m * m) * R
+    N2 = 1 - 2 * eta * a * (m * A + math.sqrt(1 - m * m) * Cc) + eta**2 * a * a * (A * A + Cc * Cc)
+    return (m - eta * a * A) / math.sqrt(N2), a - lr_a * dt * (a * K - C)

@@ -2,7 +2,7 @@
 
 :class:`SGDTrainer` holds one network and steps it; :func:`train_sgd` runs it to a number of steps
 and records the order parameters: the means and spreads over neurons of the alignments
-``m_i = w_i . theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
+``m_i = w_i^T theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
 loss of the finite network. Every step draws a fresh Gaussian batch from counter-based streams
 keyed by ``(seed, step, row)``, so results do not depend on the number of threads, and a run
 resumed from a checkpoint equals the uninterrupted one.
@@ -45,7 +45,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass(frozen=True)
 class OrderParameters:
-    """The means and spreads over neurons of ``m_i = w_i . theta`` and ``a_i``."""
+    """The means and spreads over neurons of ``m_i = w_i^T theta`` and ``a_i``."""
 
     m_mean: float
     m_std: float
@@ -148,6 +148,15 @@ class SGDTrainer:
         steps = V.integer(steps, "steps", lo=0, hi=2**32 - 1)
         return int(self._raw.run(steps))
 
+    def run_schedule(self, dts: Any) -> int:
+        """Take one step per entry of ``dts``, each with that step in ODE time (a step schedule,
+        see :mod:`fastslow.stability`; :attr:`dt` and :attr:`t` keep the nominal step). Returns the
+        number of steps taken."""
+        arr = V.real_array(dts, "dts", ndim=1)
+        if np.any(arr <= 0):
+            raise ValueError("dts: every step must be > 0")
+        return int(self._raw.run_schedule(np.ascontiguousarray(arr)))
+
     def step(self, steps: int = 1) -> int:
         """Take ``steps`` steps (default one); see :meth:`run`."""
         return self.run(steps)
@@ -186,7 +195,7 @@ class SGDTrainer:
         return OrderParameters(op.m_mean, op.m_std, op.a_mean, op.a_std)
 
     def alignments(self) -> np.ndarray:
-        """``m_i = w_i . theta`` of every neuron."""
+        """``m_i = w_i^T theta`` of every neuron."""
         return np.asarray(self._raw.alignments())
 
     def population_loss(self) -> float:
@@ -195,7 +204,7 @@ class SGDTrainer:
         return float(self._raw.population_loss(*self._loss_args))
 
     def collective_overlap(self) -> float:
-        """``q_perp``: the mean over pairs ``i != j`` of ``u_i . u_j``, with ``u_i`` the unit part of
+        """``q_perp``: the mean over pairs ``i != j`` of ``u_i^T u_j``, with ``u_i`` the unit part of
         ``w_i`` orthogonal to the teacher (about ``-1/n`` for independent random directions)."""
         return float(self._raw.population_stats(*self._loss_args).q_perp)
 
@@ -231,7 +240,8 @@ class SGDTrainer:
 def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
               seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
               threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
-              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None) -> Trajectory:
+              checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None,
+              dt_schedule: Any = None) -> Trajectory:
     """Train the finite network by large-batch online SGD and record its order parameters.
 
     Parameters
@@ -252,6 +262,14 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     resume : path, optional
         Continue the run saved in this checkpoint; the result equals an uninterrupted run. The
         settings must match the checkpoint's (a mismatch is a ``ValueError`` naming the field).
+    dt_schedule : "stable" or StepSchedule, optional
+        Steps ``dt_k`` instead of the constant ``dt``: the run covers the ODE time ``steps * dt``
+        and takes the schedule's steps up to it (ODE time is the sum of the steps; records are at
+        step indices of the schedule). ``"stable"`` builds
+        :func:`fastslow.stability.stable_schedule` with ``dt`` as its largest step. Without a
+        schedule, a ``RuntimeWarning`` is given before a run whose ``dt`` would exceed the stable
+        bound of the limit ODE's fast eigenvalue within ``steps * dt`` (it names ``dt``, the ``t``
+        and the bound there; see :func:`fastslow.stability.stability`).
 
     Returns
     -------
@@ -269,16 +287,27 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         When the run diverges (the message names the step and the order parameters).
     """
     steps = lookup("steps").check(steps, "steps")
+    schedule = _schedule(dt_schedule, model, steps, dt, a0, m0)
+    if schedule is None:
+        _warn_if_unstable(model, a0, m0, dt, steps)
+    else:
+        steps = schedule.steps
     rec = record_steps(steps, record, spacing)
     checkpoint_every = V.real(checkpoint_every, "checkpoint_every", lo=0.0)
     progress = V.flag(progress, "progress")
     ck_path = _check_path(checkpoint, "checkpoint") if checkpoint is not None else None
     trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads)
     signature = trainer.run_signature(steps, rec)
+    if schedule is not None:  # a resumed run must take the same steps
+        import hashlib
+
+        signature["dt_schedule"] = hashlib.sha256(schedule.dts.tobytes()).hexdigest()
     cols: dict[str, list[float]] = {k: [] for k in RECORD_COLUMNS}
     params = {"model": trainer.model.to_dict(), "d": trainer.d, "n": trainer.n, "batch": trainer.batch,
               "dt": trainer.dt, "steps": steps, "a0": trainer.a0, "m0": trainer.m0, "seed": trainer.seed,
-              "dtype": trainer.dtype, "threads": trainer.threads}
+              "dtype": trainer.dtype, "threads": trainer.threads,
+              "dt_schedule": None if schedule is None else (dt_schedule if isinstance(dt_schedule, str) else "given")}
+    times = None if schedule is None else schedule.times
     if resume is not None:
         state = load_checkpoint(resume)
         check_signature(state["signature"], signature, os.fspath(resume))
@@ -301,7 +330,8 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     def result(wall: float, status: Status = Status.SUCCESS, message: str = "") -> Trajectory:
         step = np.asarray(cols["step"], dtype=np.int64)
         arr = {k: np.asarray(cols[k], dtype=float) for k in RECORD_COLUMNS if k != "step"}
-        return Trajectory(level="sgd", t=step * trainer.dt, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
+        t = step * trainer.dt if times is None else times[step]
+        return Trajectory(level="sgd", t=t, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
                           message=message, series={"step": step, "m_std": arr["m_std"], "a_std": arr["a_std"],
                                                    "batch_loss": arr["batch_loss"], "q_perp": arr["q_perp"]},
                           params={**params, "wall_time": wall})
@@ -330,7 +360,11 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
             todo = int(target) - trainer.step_count
             while todo > 0:  # chunks so that the bar moves
                 chunk = min(todo, max(1, steps // 200)) if bar is not None else todo
-                trainer.run(chunk)
+                if schedule is None:
+                    trainer.run(chunk)
+                else:
+                    k0 = trainer.step_count
+                    trainer.run_schedule(schedule.dts[k0:k0 + chunk])
                 todo -= chunk
                 if bar is not None:
                     bar.update(chunk)
@@ -350,6 +384,48 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         if bar is not None:
             bar.close()
     return result(time.perf_counter() - start)
+
+
+def _schedule(dt_schedule: Any, model: Any, steps: int, dt: Any, a0: Any, m0: Any) -> Any:
+    """The StepSchedule of a run (None for the constant step), cut at the horizon ``steps * dt``."""
+    if dt_schedule is None:
+        return None
+    from .stability import StepSchedule, stable_schedule
+
+    dt = lookup("dt").check(dt, "dt")
+    t_max = steps * dt
+    if isinstance(dt_schedule, str):
+        V.choice(dt_schedule, "dt_schedule", ("stable",))
+        dt_schedule = stable_schedule(model, t_max, a0=lookup("a0").check(a0, "a0"),
+                                      m0=V.real(m0, "m0", lo=-1.0, hi=1.0, lo_open=True, hi_open=True), dt=dt)
+    if not isinstance(dt_schedule, StepSchedule):
+        raise TypeError(f"dt_schedule: must be 'stable' or a fastslow.stability.StepSchedule, got "
+                        f"{V.show(dt_schedule)}")
+    k = dt_schedule.steps_to(t_max)
+    if k > 2**32 - 1:
+        raise ValueError(f"dt_schedule: {k} steps to t = {t_max:g}, more than a run takes (2**32 - 1)")
+    return dt_schedule if k == dt_schedule.steps else StepSchedule(dt_schedule.dts[:k])
+
+
+def _warn_if_unstable(model: Any, a0: Any, m0: Any, dt: Any, steps: int) -> None:
+    """Warn before a run whose constant dt crosses the stable bound of the limit ODE within its horizon."""
+    import warnings
+
+    from .stability import stability
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            st = stability(as_model(model), a0=a0, m0=m0, dt=dt, t_max=steps * float(dt), points=200)
+    except (TypeError, ValueError, ArithmeticError):  # the run's own checks report bad input
+        return
+    if not st.stable:
+        warnings.warn(f"train_sgd: dt = {st.dt:g} stops being stable at t = {st.t_unstable:.6g}, within this run's "
+                      f"horizon t = {steps * st.dt:g}: there the rate lambda of the {st.mode} mode reaches -2 / dt "
+                      f"(an explicit step is stable while |1 + dt lambda| <= 1; see fastslow.stability), and by t = "
+                      f"{steps * st.dt:g} the stable bound falls to dt <= {st.dt_bound:.4g}; pass "
+                      "dt_schedule='stable' or a smaller dt",
+                      RuntimeWarning, stacklevel=3)
 
 
 def _trim(cols: dict[str, list]) -> None:

@@ -6,4 +6,5 @@ from . import hermite as hermite
 from . import model as model
 from . import ode as ode
 from . import runtime as runtime
+from . import effective as effective
 from . import sgd as sgd
