@@ -105,7 +105,20 @@ def main() -> int:
         answer.append(f"The effective dynamics gives a = {ea:.4f}: {100 * (ea - sg['a']) / sg['a']:+.2f} % from SGD "
                       f"({z:.1f} SE), m = {end['effective']['m']:.4f} against SGD's {sg['m']:.4f} ± {sg['m_se']:.4f} "
                       f"(ODE {end['ode']['m']:.4f}).")
-        summary["drift_explained"] = {"ode_rel": drift, "effective_rel": (ea - sg["a"]) / sg["a"], "effective_z": z}
+        share = (end["ode"]["a"] - ea) / (end["ode"]["a"] - sg["a"])
+        answer.append(f"It accounts for {100 * share:.0f} % of the ODE's excess over SGD in a.")
+        # which term does it: the effective dynamics with parts of it switched off (fastslow.effective.TERMS)
+        abl = {}
+        for terms in ("map", "width", "shrink", "no_feedback"):
+            tr = fs.solve_effective(model, st.t, a0=CASE["a0"], m0=CASE["m0"], dt=size["dt"], d=size["d"],
+                                    batch=size["batch"], n=size["n"], terms=terms, dense_output=False)
+            abl[terms] = {"m": float(tr.m[-1]), "a": float(tr.a[-1])}
+        abl["all"] = {"m": end["effective"]["m"], "a": ea}
+        answer += ["", "| terms of the effective dynamics | m at the end | a at the end | a - a_SGD |", "|---|---|---|---|"]
+        answer += [f"| {k} | {v['m']:.4f} | {v['a']:.4f} | {v['a'] - sg['a']:+.4f} |" for k, v in abl.items()]
+        summary["terms_end"] = abl
+        summary["drift_explained"] = {"ode_rel": drift, "effective_rel": (ea - sg["a"]) / sg["a"], "effective_z": z,
+                                      "share_of_ode_excess": share}
         summary["effective_params"] = {k: v for k, v in st.effective.params.items() if isinstance(v, (int, float, str))}
     else:
         answer.append("This build of fastslow has no solve_effective: the effective dynamics is not compared.")

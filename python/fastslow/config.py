@@ -95,6 +95,7 @@ class LongHorizonConfig:
     seeds: list = _field("long_horizon.seeds")
     dtype: str = _field("long_horizon.dtype")
     record: int = _field("long_horizon.record")
+    schedule: str = _field("long_horizon.schedule")
     effective: bool = _field("long_horizon.effective")
 
 

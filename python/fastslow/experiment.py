@@ -272,7 +272,8 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
         start = time.perf_counter()
         parts["long_horizon"] = long_horizon(model, d=lh.d, n=lh.n, batch=lh.batch, dt=lh.dt, t_max=lh.t_max, a0=a0,
                                              m0=m0, seeds=lh.seeds, dtype=lh.dtype, record=lh.record,
-                                             effective=None if lh.effective else False, progress=progress)
+                                             effective=None if lh.effective else False, progress=progress,
+                                             dt_schedule="stable" if lh.schedule == "stable" else None)
         T["long_horizon"] = time.perf_counter() - start
 
     if cfg.analysis.enabled:

@@ -263,6 +263,8 @@ PARAMS: dict[str, Param] = {p.path: p for p in [
           axis=_NOT_AXIS_LH),
     Param("long_horizon.record", "int", 80, "record points (log-spaced in steps)", lo=2, hi=100_000,
           axis=_NOT_AXIS_LH),
+    Param("long_horizon.schedule", "str", "constant", "steps: constant dt, or stable (dt_k <= dt shrinking with the "
+          "fast rate; ODE time is the sum of the steps)", choices=("constant", "stable"), axis=_NOT_AXIS_LH),
     Param("long_horizon.effective", "bool", True, "also the effective dynamics of the finite network",
           axis=_NOT_AXIS_LH),
     # -- the analysis --------------------------------------------------------------------------

@@ -25,6 +25,10 @@ from ..trajectory import Trajectory
 __all__ = ["LongHorizonStudy", "long_horizon", "against_levels", "effective_solver", "seed_mean", "seed_stderr"]
 
 
+#: Below this ``batch * d * n`` the study trains on one thread unless told otherwise.
+_ONE_THREAD_BELOW = 2**22
+
+
 def effective_solver() -> Any:
     """:func:`fastslow.solve_effective` if this build of the library has it, else None."""
     try:
@@ -185,7 +189,8 @@ class LongHorizonStudy:
 
 def long_horizon(model: Model, *, d: int, n: int, batch: int, dt: float, t_max: float, a0: float, m0: float = 0.0,
                  seeds: Sequence[int] = (0, 1, 2), dtype: str = "float32", record: Any = 80,
-                 threads: int | None = None, effective: bool | None = None, progress: bool = False) -> LongHorizonStudy:
+                 threads: int | None = None, effective: bool | None = None, progress: bool = False,
+                 dt_schedule: Any = None) -> LongHorizonStudy:
     """Train the finite network to ``t_max`` once per seed and compare it with every level.
 
     Parameters
@@ -202,9 +207,16 @@ def long_horizon(model: Model, *, d: int, n: int, batch: int, dt: float, t_max: 
     record : int or array_like
         Record points, log-spaced in steps (with step 0), or explicit steps.
     threads : int, optional
+        OpenMP threads (None: one for networks with ``batch d n`` below 2^22, where a step takes
+        well under a millisecond and waiting for a second core costs more than it brings on a
+        busy machine; else every usable core). Results do not depend on it.
     effective : bool, optional
         Compute the effective dynamics (None: when the library has it; True: required).
     progress : bool
+    dt_schedule : "stable" or StepSchedule, optional
+        Steps ``dt_k <= dt`` that stay stable as the fast rate grows with ``a`` (see
+        :mod:`fastslow.stability`), for SGD and the effective dynamics alike. Without one, SGD warns
+        before a ``dt`` that would cross the stable bound within ``t_max``.
 
     Returns
     -------
@@ -221,14 +233,17 @@ def long_horizon(model: Model, *, d: int, n: int, batch: int, dt: float, t_max: 
         raise ValueError("seeds: need at least one seed")
     if effective and effective_solver() is None:
         raise ValueError("effective: this build of fastslow has no solve_effective")
+    if threads is None and batch * d * n < _ONE_THREAD_BELOW:
+        threads = 1
     runs = [train_sgd(model, d=d, n=n, batch=batch, dt=dt, steps=steps, a0=a0, m0=m0, seed=s, dtype=dtype,
-                      record=record, spacing="log", threads=threads, progress=progress) for s in seeds]
+                      record=record, spacing="log", threads=threads, progress=progress, dt_schedule=dt_schedule)
+            for s in seeds]
     sgd = Trajectory.stack(runs, "seed", np.asarray(seeds, dtype=np.int64))
-    return against_levels(model, sgd, a0=a0, m0=m0, effective=effective)
+    return against_levels(model, sgd, a0=a0, m0=m0, effective=effective, schedule=dt_schedule)
 
 
 def against_levels(model: Model, sgd: Trajectory, *, a0: float, m0: float = 0.0,
-                   effective: bool | None = None) -> LongHorizonStudy:
+                   effective: bool | None = None, schedule: Any = None) -> LongHorizonStudy:
     """The study from SGD runs already made: every level from ``(m0, a0)`` at ``sgd.t``.
 
     Parameters
@@ -241,6 +256,8 @@ def against_levels(model: Model, sgd: Trajectory, *, a0: float, m0: float = 0.0,
     a0, m0 : float
     effective : bool, optional
         As for :func:`long_horizon`.
+    schedule : "stable" or StepSchedule, optional
+        The step schedule SGD ran with (the effective dynamics takes the same steps).
     """
     from ..analysis import asymptotic_law, solve_slow_flow
 
@@ -265,5 +282,7 @@ def against_levels(model: Model, sgd: Trajectory, *, a0: float, m0: float = 0.0,
         law = lw.trajectory(t, a0=a0, model=model)
     eff = None
     if solver is not None and effective is not False:
-        eff = solver(model, t, a0=a0, m0=m0, dt=float(p["dt"]), d=int(p["d"]), batch=int(p["batch"]), n=int(p["n"]))
+        kw = {} if schedule is None else {"schedule": schedule}
+        eff = solver(model, t, a0=a0, m0=m0, dt=float(p["dt"]), d=int(p["d"]), batch=int(p["batch"]), n=int(p["n"]),
+                     **kw)
     return LongHorizonStudy(sgd=sgd, ode=ode, slow_flow=slow, law=law, effective=eff, t_half=t_half)
