@@ -16,7 +16,7 @@ Usage::
 
 The SGD runs (28 cells x seeds, float64) are cached in ``--cache`` (default ``OUT/sgd``): about
 4 minutes per seed for the whole grid on 2 cores, then seconds. ``--quick``: d = n = 64, a 3 x 2
-grid, 3 seeds (about a minute). Writes ``table.md``, ``cells.json``, ``validity_map.png`` and
+grid, 3 seeds (about 20 s). Writes ``table.md``, ``cells.json``, ``validity_map.png`` and
 ``q_perp.png``.
 """
 

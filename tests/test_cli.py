@@ -7,13 +7,17 @@ import os
 import struct
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastslow as fs
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from fastslow import plotting
 from fastslow.config import ConfigError, parse_config
 
@@ -231,6 +235,14 @@ def test_run_command_on_the_example_config(tmp_path):
         assert w >= 600 and h >= 400
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "unlearning" in html
+    # captions, titles instead of file names, the config, eigenvalues, timings and versions
+    assert html.count("<figcaption>") == 4 and "<h3>phase_portrait</h3>" not in html and "<h3>Phase portrait</h3>" in html
+    assert "<h2>Config</h2>" in html and "eigenvalues of the Jacobian" in html and f"fastslow {fs.__version__}" in html
+    assert "m ~ t^(-0.2" in html  # the decay of m is shown with its sign
+    md = (out / "report.md").read_text()
+    toml_block = md.split("```toml\n")[1].split("```")[0]
+    assert parse_config(tomllib.loads(toml_block)) == fs.load_config(EXAMPLE).__class__(
+        **{**fs.load_config(EXAMPLE).__dict__, "output": parse_config(tomllib.loads(toml_block)).output})
     res = fs.load(out)
     assert res.config == fs.load_config(EXAMPLE)
 
@@ -253,8 +265,9 @@ def test_demo_quick(tmp_path):
     lh = fs.load(out / "tanh_long_horizon").long_horizon
     assert lh is not None and lh.half_lives > 2 and lh.m_mean[-1] < 0.6 * lh.m_mean.max()
     index = (out / "README.md").read_text()
-    assert index.count("report.md") == 3
-    assert index.index("long_horizon.png") < index.index("report.md")
+    assert index.count("report.html") == 3
+    assert index.index("long_horizon.png") < index.index("report.html")
+    assert (out / "index.html").read_text().count("/report.html'") == 3
 
 
 def test_run_with_sgd_and_analysis_off(tmp_path):

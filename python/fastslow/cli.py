@@ -125,6 +125,17 @@ def _dt_sequence(result: Any, quick: bool) -> Any:
     return result.replace(dt_study=study)
 
 
+def _demo_index_html(names: list[str]) -> str:
+    """The demo's landing page: one link per case to its self-contained HTML report."""
+    import html
+
+    items = "".join(f"<li><a href='{html.escape(n)}/report.html'>{html.escape(n)}</a></li>" for n in names)
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastslow demo</title></head>"
+            "<body style='font-family:sans-serif;max-width:900px;margin:2em auto'><h1>fastslow demo</h1>"
+            f"<p>The cases of the demo, each with its report (figures, numbers, config, versions):</p><ul>{items}</ul>"
+            "</body></html>\n")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .config import parse_config
     from .experiment import run
@@ -132,6 +143,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = _usable_out_dir(args.out or "results/demo")
     start = time.perf_counter()
     index = ["# fastslow demo", ""]
+    links: list[str] = []
     for name, data in demo_configs(args.quick).items():
         data = dict(data, output={"dir": str(out / name), "formats": ["png", "svg"]})
         cfg = parse_config(data)
@@ -144,9 +156,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         _print_summary(result, html_path, args.quiet)
         if result.long_horizon is not None:  # the index leads with SGD unlearning
             index += [f"![SGD unlearns]({name}/figures/long_horizon.png)", "", f"*{_lh_caption(result)}*", ""]
-        index.append(f"- [{name}]({name}/report.md)")
+        index.append(f"- [{name}]({name}/report.html) ([markdown]({name}/report.md))")
+        links.append(name)
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
+    (out / "index.html").write_text(_demo_index_html(links), encoding="utf-8")
     if not args.quiet:
         print(f"demo done in {time.perf_counter() - start:.1f} s: {out}")
     return EXIT_OK
@@ -204,7 +218,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         import numpy as np
 
         from .sweep import SweepError, load_sweep_spec, sweep
+        from .sweep.driver import require_sweep_dependencies
 
+        try:
+            require_sweep_dependencies()  # before any work: exit 2 with what to install
+        except ImportError as exc:
+            raise _InputError(str(exc)) from None
         try:
             spec = load_sweep_spec(args.spec)
         except SweepError as exc:

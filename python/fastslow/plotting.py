@@ -386,7 +386,8 @@ def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "
 def _caption_long_horizon(result: Any) -> str:
     st = result.long_horizon
     p = st.sgd.params
-    lv = ", ".join(k.replace("_", " ") for k in st.levels())
+    names = {"ode": "limit ODE", "slow_flow": "slow flow", "law": "asymptotic law", "effective": "effective dynamics"}
+    lv = ", ".join(names[k] for k in st.levels())
     eff = "" if st.effective is not None else " (the effective dynamics is not in this build of fastslow)"
     return (f"SGD on the finite network (d = {p.get('d')}, n = {p.get('n')}, B = {p.get('batch')}, dt = {p.get('dt')}, "
             f"{len(st.seeds)} seeds) trained to t = {st.t[-1]:.4g}, {st.half_lives:.2f} half-lives of the limit ODE "
