@@ -10,7 +10,7 @@ Usage::
 
     python examples/long_horizon.py [--seeds 0 1] [--cache DIR] [--out results/long_horizon] [--quick]
 
-One seed takes about 15 minutes on 2 cores (float64, loaded machine); ``--cache DIR`` reads and
+One seed takes about 15 minutes on an otherwise idle 2-core machine (float64, one thread); ``--cache DIR`` reads and
 writes the SGD runs there (default ``OUT/sgd``), so a second run only redraws. ``--quick``: d = n = 32,
 B = 256, dt = 0.2 (seconds). Writes ``table.md``, ``summary.json`` and ``long_horizon.png``.
 """
