@@ -68,6 +68,13 @@ class HermiteSeries:
     quadrature_error: float
     description: str
 
+    def __repr__(self) -> str:
+        c = self.coefficients
+        big = np.argsort(-np.abs(c))[:3]
+        lead = ", ".join(f"s{int(k)} = {c[k]:.4g}" for k in sorted(big) if c[k] != 0)
+        return (f"HermiteSeries({self.description!r}: order {self.order}, tail {self.tail:.1e}, {self.source}; "
+                f"largest: {lead or 'all zero'})")
+
 
 def _as_float_array(values: Any, field: str) -> np.ndarray:
     arr = real_array(values, field)  # a ValueError naming the field for complex or non-numeric input

@@ -420,7 +420,8 @@ def _warn_if_unstable(model: Any, a0: Any, m0: Any, dt: Any, steps: int) -> None
     except (TypeError, ValueError, ArithmeticError):  # the run's own checks report bad input
         return
     if not st.stable:
-        warnings.warn(f"train_sgd: dt = {st.dt:g} stops being stable at t = {st.t_unstable:.6g}, within this run's "
+        when = "is unstable from t = 0" if st.t_unstable == 0 else f"stops being stable at t = {st.t_unstable:.6g}"
+        warnings.warn(f"train_sgd: dt = {st.dt:g} {when}, within this run's "
                       f"horizon t = {steps * st.dt:g}: there the rate lambda of the {st.mode} mode reaches -2 / dt "
                       f"(an explicit step is stable while |1 + dt lambda| <= 1; see fastslow.stability), and by t = "
                       f"{steps * st.dt:g} the stable bound falls to dt <= {st.dt_bound:.4g}; pass "

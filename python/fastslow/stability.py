@@ -11,8 +11,9 @@ by ``1 + dt lambda + O(dt^2)``, so it is stable while ``|1 + dt lambda| <= 1``, 
 * the collective mode of the finite network, all rows displaced together along one direction
   orthogonal to the teacher and to themselves (what ``q_perp`` measures), which the gradient
   restores at the rate ``lambda_c = -lr_w [a^2 K1(m^2) (1 - m^2) + a m C1(m)]``
-  (:func:`collective_rate`; ``-lr_w a^2 K1(m^2)`` on the critical manifold). It equals ``lambda_f``
-  at ``m = 0`` and is faster for ``m > 0``, so it is the first to go unstable: SGD then builds a
+  (:func:`collective_rate`; ``-lr_w a^2 K1(m^2)`` on the critical manifold). Near the lazy end both
+  rates approach ``-lr_w a^2 s_1^2``; once ``m`` has grown the collective one is the faster on the
+  trajectories measured (docs/theory/finite_size.md), so it goes unstable first: SGD then builds a
   growing ``q_perp``. The limit ODE and the limit map do not have it (their ``q_perp`` is 0).
 
 :func:`stability` evaluates both along the limit ODE trajectory of a run (and the first ``t`` where
