@@ -254,14 +254,20 @@ def test_demo_quick(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""
     studies = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert studies == ["gelu_h1-0.4h2", "tanh_h1+0.3h3"]
+    assert studies == ["gelu_h1-0.4h2", "tanh_h1+0.3h3", "tanh_long_horizon"]
     tanh = fs.load(out / "tanh_h1+0.3h3")
     gelu = fs.load(out / "gelu_h1-0.4h2")
     assert tanh.law.power == 3 and gelu.law.power == 2
     assert abs(tanh.classification.exponent - 0.25) < 0.01
-    assert tanh.sizes is not None and (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
-    assert (out / "README.md").read_text().count("report.html") == 2
-    assert (out / "index.html").read_text().count("/report.html'") == 2
+    assert tanh.dt_study is not None and tanh.dt_study.varied == "dt"
+    assert (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
+    # the demo leads with SGD unlearning past two half-lives
+    lh = fs.load(out / "tanh_long_horizon").long_horizon
+    assert lh is not None and lh.half_lives > 2 and lh.m_mean[-1] < 0.6 * lh.m_mean.max()
+    index = (out / "README.md").read_text()
+    assert index.count("report.html") == 3
+    assert index.index("long_horizon.png") < index.index("report.html")
+    assert (out / "index.html").read_text().count("/report.html'") == 3
 
 
 def test_run_with_sgd_and_analysis_off(tmp_path):

@@ -90,13 +90,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
-    """The demo's two studies (theory page section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
-    with a phase diagram over the ``h3`` coefficient and ``a0``) and a centred-GELU student on
-    ``h1 - 0.4 h2``."""
+    """The demo's studies: SGD itself unlearning, a tanh student on ``h1 + 0.3 h3`` with
+    ``lr_a / lr_w = 0.1`` trained past two half-lives of the limit (issue 17); and those of the theory page,
+    section 4, a tanh student on ``h1 + 0.3 h3`` (unlearning, with a phase diagram over the ``h3``
+    coefficient and ``a0``) and a centred-GELU student on ``h1 - 0.4 h2``."""
     sgd = ({"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "seeds": [0], "record": 21} if quick else
            {"d": 256, "n": 256, "batch": 2048, "dt": 0.05, "steps": 200, "seeds": [0, 1, 2], "record": 41})
+    # past two ODE half-lives (t_half = 840) at a size where one seed takes seconds (quick) or a minute
+    lh = ({"enabled": True, "d": 32, "n": 32, "batch": 256, "dt": 0.2, "t_max": 2000.0, "seeds": [0, 1], "record": 50}
+          if quick else
+          {"enabled": True, "d": 64, "n": 64, "batch": 512, "dt": 0.1, "t_max": 2000.0, "seeds": [0, 1, 2], "record": 80})
     num = 24 if quick else 120
     return {
+        "tanh_long_horizon": {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.3}, "lr_a": 0.1},
+                              "init": {"a0": 1.0}, "ode": {"t_max": 1e7}, "sgd": {"enabled": False},
+                              "long_horizon": lh, "analysis": {"classify_t_max": 1e8}},
         "tanh_h1+0.3h3": {"model": {"activation": "tanh", "target": {"1": 1.0, "3": 0.3}, "lr_a": 0.01},
                           "init": {"a0": 1.0}, "ode": {"t_max": 1e8}, "sgd": sgd,
                           "analysis": {"phase": {"enabled": True, "x": "c3", "x_range": [-0.5, 0.5], "x_num": num,
@@ -107,13 +115,15 @@ def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
     }
 
 
-def _size_sequence(result: Any, quick: bool) -> Any:
-    """The result with the SGD-versus-ODE deviation against the width ``n = d`` (``B = 8d``) added."""
-    from .study import deviation_against_width
+def _dt_sequence(result: Any, quick: bool) -> Any:
+    """The result with SGD's deviation from the ODE against the step ``dt`` added (``dt d / B`` fixed,
+    several seeds): the effect that dominates at large batch."""
+    from .studies.step_size import deviation_against_dt
 
-    sizes = [32, 64, 128] if quick else [64, 128, 256]
-    study = deviation_against_width(result.model, widths=sizes, a0=result.config.init.a0, m0=result.config.init.m0)
-    return result.replace(sizes=study)
+    study = deviation_against_dt(result.model, dts=(0.2, 0.1, 0.05, 0.025), a0=result.config.init.a0,
+                                 m0=result.config.init.m0, d=32 if quick else 128, noise=0.00625, t_max=10.0,
+                                 seeds=(0, 1) if quick else (0, 1, 2))
+    return result.replace(dt_study=study)
 
 
 def _demo_index_html(names: list[str]) -> str:
@@ -123,7 +133,7 @@ def _demo_index_html(names: list[str]) -> str:
     items = "".join(f"<li><a href='{html.escape(n)}/report.html'>{html.escape(n)}</a></li>" for n in names)
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastslow demo</title></head>"
             "<body style='font-family:sans-serif;max-width:900px;margin:2em auto'><h1>fastslow demo</h1>"
-            f"<p>Two cases of the model, each with its report (figures, numbers, config, versions):</p><ul>{items}</ul>"
+            f"<p>The cases of the demo, each with its report (figures, numbers, config, versions):</p><ul>{items}</ul>"
             "</body></html>\n")
 
 
@@ -141,10 +151,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"demo: {name}", flush=True)
         result = run(cfg, progress=(not args.quiet) and sys.stderr.isatty())
-        if name.startswith("tanh"):
-            result = _size_sequence(result, args.quick)
+        if name == "tanh_h1+0.3h3":
+            result = _dt_sequence(result, args.quick)
         html_path = _write_run(result, out / name, args.quiet)
         _print_summary(result, html_path, args.quiet)
+        if result.long_horizon is not None:  # the index leads with SGD unlearning
+            index += [f"![SGD unlearns]({name}/figures/long_horizon.png)", "", f"*{_lh_caption(result)}*", ""]
         index.append(f"- [{name}]({name}/report.html) ([markdown]({name}/report.md))")
         links.append(name)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +165,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"demo done in {time.perf_counter() - start:.1f} s: {out}")
     return EXIT_OK
+
+
+def _lh_caption(result: Any) -> str:
+    from .plotting import CAPTIONS
+
+    return CAPTIONS["long_horizon"](result)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "ModelConfig", "InitConfig", "ODEConfig", "SGDConfig", "PhaseConfig", "AnalysisConfig",
-           "OutputConfig", "Config", "load_config", "parse_config", "example_config", "read_toml"]
+__all__ = ["ConfigError", "ModelConfig", "InitConfig", "ODEConfig", "SGDConfig", "LongHorizonConfig", "PhaseConfig",
+           "AnalysisConfig", "OutputConfig", "Config", "load_config", "parse_config", "example_config", "read_toml"]
 
 _MAX_DEPTH = 8  # a config is at most three tables deep; deeper input is refused, not recursed into
 
@@ -87,6 +87,21 @@ class SGDConfig:
 
 
 @dataclass(frozen=True)
+class LongHorizonConfig:
+    enabled: bool = _field("long_horizon.enabled")
+    d: int = _field("long_horizon.d")
+    n: int = _field("long_horizon.n")
+    batch: int = _field("long_horizon.batch")
+    dt: float = _field("long_horizon.dt")
+    t_max: float = _field("long_horizon.t_max")
+    seeds: list = _field("long_horizon.seeds")
+    dtype: str = _field("long_horizon.dtype")
+    record: int = _field("long_horizon.record")
+    schedule: str = _field("long_horizon.schedule")
+    effective: bool = _field("long_horizon.effective")
+
+
+@dataclass(frozen=True)
 class PhaseConfig:
     enabled: bool = _field("analysis.phase.enabled")
     x: str = _field("analysis.phase.x")
@@ -119,6 +134,7 @@ class Config:
     init: InitConfig = _section(InitConfig, "initial condition")
     ode: ODEConfig = _section(ODEConfig, "the limit ODE")
     sgd: SGDConfig = _section(SGDConfig, "SGD on the finite network")
+    long_horizon: LongHorizonConfig = _section(LongHorizonConfig, "SGD past two half-lives of the limit")
     analysis: AnalysisConfig = _section(AnalysisConfig, "the fast-slow analysis")
     output: OutputConfig = _section(OutputConfig, "output")
 

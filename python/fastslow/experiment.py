@@ -26,6 +26,7 @@ from . import _persist
 from .config import Config, ConfigError, parse_config
 from .ode import log_times, solve_ode
 from .study import DeviationStudy, FenichelStudy, SGDStudy, fenichel_deviation, sgd_against_ode
+from .studies.long_horizon import LongHorizonStudy, long_horizon
 from .trajectory import Trajectory
 
 __all__ = ["RunResult", "run", "load", "RUN_JSON", "DATA_NPZ"]
@@ -57,7 +58,11 @@ class RunResult:
         The ODE against the slow flow as ``eps`` shrinks.
     phase : PhaseDiagram or None
     sizes : DeviationStudy or None
-        SGD against the ODE as the width grows (the demo adds it).
+        SGD against the ODE as the width grows.
+    long_horizon : LongHorizonStudy or None
+        SGD past two half-lives of the limit against every level (``[long_horizon]`` of the config).
+    dt_study : DeviationStudy or None
+        SGD against the ODE as ``dt`` shrinks at fixed ``dt d / B`` (the demo adds it).
     timings : dict of str to float
         Seconds per stage.
     machine : dict
@@ -75,6 +80,8 @@ class RunResult:
     fenichel: FenichelStudy | None = None
     phase: Any = None
     sizes: DeviationStudy | None = None
+    long_horizon: LongHorizonStudy | None = None
+    dt_study: DeviationStudy | None = None
     timings: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
 
@@ -149,7 +156,8 @@ def _npz_key(k: str) -> str:
     return k.replace("/", "__")
 
 
-_RESULTS = ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase", "sizes")
+_RESULTS = ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase", "sizes",
+            "long_horizon", "dt_study")
 
 
 def _describe(r: RunResult, with_run_info: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -260,6 +268,15 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
                                        spacing="linear",
                                        rtol=cfg.ode.rtol, atol=cfg.ode.atol, progress=progress)
         T["sgd"] = time.perf_counter() - start
+
+    lh = cfg.long_horizon
+    if lh.enabled:
+        start = time.perf_counter()
+        parts["long_horizon"] = long_horizon(model, d=lh.d, n=lh.n, batch=lh.batch, dt=lh.dt, t_max=lh.t_max, a0=a0,
+                                             m0=m0, seeds=lh.seeds, dtype=lh.dtype, record=lh.record,
+                                             effective=None if lh.effective else False, progress=progress,
+                                             dt_schedule="stable" if lh.schedule == "stable" else None)
+        T["long_horizon"] = time.perf_counter() - start
 
     if cfg.analysis.enabled:
         start = time.perf_counter()

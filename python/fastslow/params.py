@@ -185,6 +185,7 @@ def _order_key(key: Any, field: str) -> int:
     return int(key)
 
 
+_NOT_AXIS_LH = "a setting of the long-horizon study (a run, not a sweep task)"
 _NOT_AXIS_T = "the trajectories share the time coordinate t; sweep over analysis.classify_t_max or run several sweeps"
 
 PARAMS: dict[str, Param] = {p.path: p for p in [
@@ -251,6 +252,25 @@ PARAMS: dict[str, Param] = {p.path: p for p in [
           choices=("direct", "projected", "auto"), short="sampler", label="SGD sampler"),
     Param("sgd.record", "int", 41, "record points (linear in steps)", lo=2, hi=100_000,
           axis="the SGD runs share the record dimension"),
+    # -- the long-horizon study ------------------------------------------------------------------
+    Param("long_horizon.enabled", "bool", False, "train SGD past two half-lives of the limit, over seeds, against "
+          "the ODE, the slow flow, the law and the effective dynamics", axis=_NOT_AXIS_LH),
+    Param("long_horizon.d", "int", 128, "input dimension", lo=2, hi=2**31 - 1, axis=_NOT_AXIS_LH),
+    Param("long_horizon.n", "int", 128, "width (neurons)", lo=1, hi=2**31 - 1, axis=_NOT_AXIS_LH),
+    Param("long_horizon.batch", "int", 1024, "batch size", lo=1, hi=2**31 - 1, axis=_NOT_AXIS_LH),
+    Param("long_horizon.dt", "float", 0.05, "step in ODE time", lo=0.0, lo_open=True, hi=10.0, axis=_NOT_AXIS_LH),
+    Param("long_horizon.t_max", "float", 2000.0, "horizon (ODE time; steps = t_max / dt)", lo=0.0, lo_open=True,
+          hi=1e9, axis=_NOT_AXIS_LH),
+    Param("long_horizon.seeds", "ints", [0, 1, 2], "seeds of the independent runs", lo=0, hi=2**63 - 1,
+          axis=_NOT_AXIS_LH),
+    Param("long_horizon.dtype", "str", "float32", "floating-point type", choices=("float32", "float64"),
+          axis=_NOT_AXIS_LH),
+    Param("long_horizon.record", "int", 80, "record points (log-spaced in steps)", lo=2, hi=100_000,
+          axis=_NOT_AXIS_LH),
+    Param("long_horizon.schedule", "str", "constant", "steps: constant dt, or stable (dt_k <= dt shrinking with the "
+          "fast rate; ODE time is the sum of the steps)", choices=("constant", "stable"), axis=_NOT_AXIS_LH),
+    Param("long_horizon.effective", "bool", True, "also the effective dynamics of the finite network",
+          axis=_NOT_AXIS_LH),
     # -- the analysis --------------------------------------------------------------------------
     Param("analysis.enabled", "bool", True, "critical manifold, equilibria, slow flow, asymptotic law, "
           "classification", axis="what runs is set by compute"),

@@ -14,7 +14,8 @@ import numpy as np
 from .params import label
 from .study import loglog_slope as _loglog_slope
 
-__all__ = ["OKABE_ITO", "phase_portrait", "time_series", "limit_comparison", "phase_diagram", "FIGURES"]
+__all__ = ["OKABE_ITO", "long_horizon", "phase_portrait", "time_series", "limit_comparison", "phase_diagram", "FIGURES",
+           "CAPTIONS"]
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 ATTRACTING, REPELLING, ODE_C, SGD_C, LAW_C = OKABE_ITO[0], OKABE_ITO[1], "#000000", OKABE_ITO[2], OKABE_ITO[4]
@@ -161,7 +162,9 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
     deviation against the width ``n = d`` with its fitted log-log slope). Right: the maximal
     deviation of the ODE from the slow flow against ``eps = lr_a / lr_w``, with its slope."""
     fig, axs = _axes(axes, 2, (11.0, 4.0))
-    if result.sizes is not None:
+    if result.dt_study is not None:
+        _dt_panel(axs[0], result.dt_study)
+    elif result.sizes is not None:
         n, dm = result.sizes.values, result.sizes.max_dm
         k = _loglog_slope(n, dm)
         axs[0].loglog(n, dm, "o-", color=SGD_C, label=f"max |m_SGD - m_ODE| (slope {k:.2f})", gid="sizes")
@@ -189,6 +192,86 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
     axs[1].set_xlabel("eps = lr_a / lr_w")
     axs[1].set_ylabel("max deviation, slow time 0.5 ... 50")
     axs[1].set_title("Limit ODE against the slow flow", fontsize=10)
+    return fig
+
+
+def _dt_panel(ax: Any, st: Any) -> None:
+    """Max deviation of SGD from the ODE against dt (log-log), mean +- SE over seeds, fitted slopes
+    and a slope-1 reference (an O(dt) bias)."""
+    dt = st.values
+    for y, se, mk, col, name in ((st.max_dm, st.stderr_dm, "o", SGD_C, "m"), (st.max_da, st.stderr_da, "s", LAW_C, "a")):
+        k = _loglog_slope(dt, y)
+        ax.errorbar(dt, y, yerr=np.nan_to_num(se), fmt=mk, color=col, capsize=3, ms=5,
+                    label=f"max |{name}_SGD - {name}_ODE|, fitted slope {k:.2f}", gid=f"dt-{name}")
+        ok = (dt > 0) & (y > 0)
+        if ok.sum() >= 2:
+            c = np.polyfit(np.log(dt[ok]), np.log(y[ok]), 1)
+            ax.plot(dt, np.exp(np.polyval(c, np.log(dt))), "-", color=col, lw=1.0)
+    ref = dt / dt.max() * float(np.nanmax(st.max_da)) * 1.3
+    ax.plot(dt, ref, ":", color="0.4", label="slope 1 (an O(dt) bias)", gid="dt-ref")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dt, SGD step (ODE time), with dt d / B fixed")
+    ax.set_ylabel("max deviation over t (mean +- SE over seeds)")
+
+
+def long_horizon(result: Any, axes: Any = None) -> Any:
+    """SGD past two half-lives: ``m(t)`` and ``a(t)`` on log time, SGD's seed mean (error bars: the
+    standard error over seeds; band: +-1 std over neurons) against the ODE, the slow flow, the
+    asymptotic law and the effective dynamics; below, each level minus SGD."""
+    from matplotlib.figure import Figure
+
+    st = result.long_horizon if hasattr(result, "long_horizon") else result
+    if axes is None:
+        fig = Figure(figsize=(12.0, 7.5), layout="constrained")
+        axs = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
+    else:
+        fig, axs = _axes(axes, 4)
+    t = st.t
+    k = t > 0
+    styles = {"ode": ("-", ODE_C, 1.2, "limit ODE"), "slow_flow": ("--", ATTRACTING, 1.5, "slow flow"),
+              "law": (":", LAW_C, 2.5, "asymptotic law"), "effective": ("-", REPELLING, 1.5, "effective dynamics")}
+    for j, (f, mean, se, spread) in enumerate((("m", st.m_mean, st.m_se, st.m_neurons),
+                                              ("a", st.a_mean, st.a_se, st.a_neurons))):
+        ax, dax = axs[j], axs[j + 2]
+        ax.fill_between(t[k], (mean - spread)[k], (mean + spread)[k], color=SGD_C, alpha=0.2, lw=0,
+                        label="SGD: +-1 std over neurons")
+        ax.errorbar(t[k], mean[k], yerr=np.nan_to_num(se[k]), fmt="o", ms=3, color=SGD_C, capsize=2,
+                    label=f"SGD: mean over {len(st.seeds)} seeds +- SE", gid=f"lh-sgd-{f}")
+        dax.fill_between(t[k], -3 * np.nan_to_num(se[k]), 3 * np.nan_to_num(se[k]), color=SGD_C, alpha=0.25, lw=0,
+                         label="+-3 SE of SGD's seed mean")
+        dax.axhline(0, color="0.5", lw=0.8)
+        lim = [3 * float(np.nanmax(np.nan_to_num(se[k])))]
+        for name, tr in st.levels().items():
+            ls, col, lw, lab = styles[name]
+            y = np.asarray(getattr(tr, f), dtype=float)
+            sel = k & np.isfinite(y) & ((np.abs(y) <= 1) if f == "m" else True)
+            if name == "law":
+                sel &= t >= (st.t_half / 10 if np.isfinite(st.t_half) else t[-1] / 100)
+            ax.plot(t[sel], y[sel], ls, color=col, lw=lw, label=lab, gid=f"lh-{name}-{f}")
+            if name != "law":
+                dax.plot(t[sel], (y - mean)[sel], ls, color=col, lw=lw, label=f"{lab} - SGD", gid=f"lh-d{name}-{f}")
+                if name != "slow_flow":  # (the slow flow starts on the manifold, far from SGD: not its scale)
+                    lim.append(float(np.nanmax(np.abs(y - mean)[sel])) if sel.any() else 0.0)
+        for x in (st.t_half, 2 * st.t_half):
+            if np.isfinite(x) and x <= t[-1]:
+                for a_ in (ax, dax):
+                    a_.axvline(x, color="0.6", lw=0.8, ls="-.")
+        ax.set_xscale("log")
+        dax.set_xscale("log")
+        top = 1.15 * max(lim) if max(lim) > 0 else 1.0
+        dax.set_ylim(-top, top)
+        if f == "a":
+            ax.set_yscale("log")
+        ax.set_ylabel("alignment m" if f == "m" else "second-layer weight a (log scale)")
+        dax.set_ylabel(f"{f}_level - {f}_SGD (seed mean)")
+        dax.set_xlabel("t (ODE time; steps x dt), log scale")
+        ax.legend(fontsize=7, loc="lower left" if f == "m" else "upper left")
+        dax.legend(fontsize=7, loc="lower left")
+    p = st.sgd.params
+    axs[0].set_title(f"SGD (d = n = {p.get('d')}, B = {p.get('batch')}, dt = {p.get('dt')}) past "
+                     f"{st.half_lives:.1f} ODE half-lives (dash-dot: 1 and 2 half-lives)", fontsize=9)
+    axs[1].set_title("a grows as the network unlearns", fontsize=9)
     return fig
 
 
@@ -275,8 +358,8 @@ def phase_diagram(result: Any, ax: Any = None, *, point: tuple[float, float] | N
     return fig
 
 
-FIGURES = {"phase_portrait": phase_portrait, "time_series": time_series, "limit_comparison": limit_comparison,
-           "phase_diagram": phase_diagram}
+FIGURES = {"long_horizon": long_horizon, "phase_portrait": phase_portrait, "time_series": time_series,
+           "limit_comparison": limit_comparison, "phase_diagram": phase_diagram}
 
 
 def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "svg"), dpi: int = 120) -> list[str]:
@@ -289,10 +372,47 @@ def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "
     for name, fn in FIGURES.items():
         if name == "phase_diagram" and result.phase is None:
             continue
-        if name == "limit_comparison" and result.sgd is None and result.sizes is None and result.fenichel is None:
+        if name == "long_horizon" and result.long_horizon is None:
+            continue
+        if name == "limit_comparison" and result.sgd is None and result.sizes is None and result.fenichel is None \
+                and result.dt_study is None:
             continue  # neither SGD nor the slow flow was run: nothing to compare
         fig = fn(result)
         for fmt in formats:
             fig.savefig(d / f"{name}.{fmt}", dpi=dpi)
         written.append(name)
     return written
+
+
+def _caption_long_horizon(result: Any) -> str:
+    st = result.long_horizon
+    p = st.sgd.params
+    names = {"ode": "limit ODE", "slow_flow": "slow flow", "law": "asymptotic law", "effective": "effective dynamics"}
+    lv = ", ".join(names[k] for k in st.levels())
+    eff = "" if st.effective is not None else " (the effective dynamics is not in this build of fastslow)"
+    return (f"SGD on the finite network (d = {p.get('d')}, n = {p.get('n')}, B = {p.get('batch')}, dt = {p.get('dt')}, "
+            f"{len(st.seeds)} seeds) trained to t = {st.t[-1]:.4g}, {st.half_lives:.2f} half-lives of the limit ODE "
+            f"(t_half = {st.t_half:.4g}), against the {lv} from the same initial condition{eff}. Points: SGD's mean "
+            "over neurons, averaged over the seeds; error bars: the standard error of that mean over the seeds; "
+            "shaded band: +-1 standard deviation of m_i (a_i) over the neurons, averaged over the seeds. Bottom: "
+            "each level minus SGD's seed mean, with +-3 standard errors shaded.")
+
+
+def _caption_limit(result: Any) -> str:
+    parts = []
+    if result.dt_study is not None:
+        st = result.dt_study
+        parts.append(f"Left: the largest deviation over t of SGD's m and a from the limit ODE against the step dt "
+                     f"(dt d / B fixed, so only the Euler step bias changes), mean over seeds with standard errors "
+                     f"as error bars, a least-squares fit on log-log axes (slope {st.slope_dm:.2f} in m) and a "
+                     "slope-1 reference line.")
+    elif result.sgd is not None:
+        parts.append("Left: SGD minus the limit ODE over time, per seed.")
+    if result.fenichel is not None:
+        parts.append("Right: the largest deviation of the full ODE from the slow flow against eps = lr_a / lr_w "
+                     "(Fenichel theory: slope 1).")
+    return " ".join(parts)
+
+
+#: A caption for each figure that has one (a function of the result).
+CAPTIONS = {"long_horizon": _caption_long_horizon, "limit_comparison": _caption_limit}

@@ -17,6 +17,10 @@ __all__ = ["FIGURE_INFO", "summary_rows", "equilibrium_rows", "config_toml", "wr
 
 #: Title and caption of each figure the report knows (others get their name as title, no caption).
 FIGURE_INFO: dict[str, tuple[str, str]] = {
+    "long_horizon": (
+        "SGD unlearns: the finite network past two half-lives of the limit",
+        "m(t) and a(t) of SGD over seeds against the limit ODE, the slow flow, the asymptotic law and the effective "
+        "dynamics (error bars: standard error over seeds; band: +-1 std over neurons); below, each level minus SGD."),
     "phase_portrait": (
         "Phase portrait",
         "The (m, a) plane over the whole sphere -1 <= m <= 1: the critical manifold dL/dm = 0 (wide translucent "
@@ -73,7 +77,28 @@ def summary_rows(result: Any) -> list[tuple[str, str]]:
         rows.append(("SGD vs ODE, max deviation",
                      f"|dm| = {cmp.max_dm:.3g}, |da| = {cmp.max_da:.3g} (d = {p['d']}, n = {p['n']}, B = {p['batch']}, "
                      f"dt = {p['dt']:g}, {len(result.seeds)} seeds)"))
+    lh = getattr(result, "long_horizon", None)
+    if lh is not None:
+        end = lh.at(float(lh.t[-1]))
+        sg = end["sgd"]
+        txt = (f"t = {end['t']:.4g} ({lh.half_lives:.2f} ODE half-lives): SGD m = {sg['m']:.4f} +- {sg['m_se']:.4f}, "
+               f"a = {sg['a']:.4f} +- {sg['a_se']:.4f} (SE over {len(lh.seeds)} seeds); ODE m = {end['ode']['m']:.4f}, "
+               f"a = {end['ode']['a']:.4f}")
+        if "effective" in end:
+            txt += f"; effective m = {end['effective']['m']:.4f}, a = {end['effective']['a']:.4f}"
+        rows.append(("long horizon", txt))
+    ds = getattr(result, "dt_study", None)
+    if ds is not None:
+        rows.append(("SGD vs ODE against dt", f"max |dm| {ds.max_dm.max():.3g} at dt = {ds.values.max():g} to "
+                     f"{ds.max_dm.min():.3g} at dt = {ds.values.min():g}: log-log slope {ds.slope_dm:.2f}"))
     return rows
+
+
+def _caption(name: str, result: Any) -> str:
+    from .plotting import CAPTIONS
+
+    fn = CAPTIONS.get(name)
+    return fn(result) if fn is not None else ""
 
 
 def _eig(values: Any) -> str:
@@ -131,6 +156,7 @@ def write_report(result: Any, directory: str | Path, figures: list[str], fmt: st
     timing = ", ".join(f"{k}: {v:.2f} s" for k, v in result.timings.items())
     toml = config_toml(result.config)
     info = [(name, *FIGURE_INFO.get(name, (name.replace("_", " ").capitalize(), ""))) for name in figures]
+    info = [(name, title, _caption(name, result) or caption) for name, title, caption in info]
 
     md = ["# fastslow run report", "", "| quantity | value |", "| --- | --- |"]
     md += [f"| {k} | {v} |" for k, v in rows]
