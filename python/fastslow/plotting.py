@@ -263,6 +263,7 @@ def long_horizon(result: Any, axes: Any = None) -> Any:
         dax.set_ylim(-top, top)
         if f == "a":
             ax.set_yscale("log")
+            _plain_log_axis(ax.yaxis, (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0))  # a spans about one decade
         ax.set_ylabel("alignment m" if f == "m" else "second-layer weight a (log scale)")
         dax.set_ylabel(f"{f}_level - {f}_SGD (seed mean)")
         dax.set_xlabel("t (ODE time; steps x dt), log scale")
@@ -293,11 +294,11 @@ def _config_value(cfg: Any, name: str) -> float | None:
         return None
 
 
-def _plain_log_axis(axis: Any) -> None:
+def _plain_log_axis(axis: Any, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """Log-axis ticks as plain numbers (0.5, 1, 2, 5, ...), no minor labels such as 4x10^0."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
