@@ -17,6 +17,8 @@ PYBIND11_MODULE(_core, mod) {
   b::register_ode(ode);
   auto sgd = mod.def_submodule("sgd", "The SGD simulator of the finite network.");
   b::register_sgd(sgd);
+  auto particles = mod.def_submodule("particles", "The mean-field particle system and its structured Radau IIA (5) integrator.");
+  b::register_particles(particles);
   auto testing = mod.def_submodule("_testing", "Hooks for tests and benchmarks only: random streams, kernels, blocks.");
   b::register_testing(testing);
 }
