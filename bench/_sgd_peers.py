@@ -1,7 +1,7 @@
 """The peers of the SGD-step benchmark: the same step in NumPy and in PyTorch, and the two-GEMM floor
 (the step's two matrix products alone, in NumPy, in PyTorch and in the pattern fastslow calls them).
 
-The step (MODEL.md section 1), no label noise, a fresh standard-normal batch ``X`` (``B x d``)::
+The step (theory page section 1), no label noise, a fresh standard-normal batch ``X`` (``B x d``)::
 
     P = X W^T;  S = sigma(P);  D = sigma'(P);  f = S a / n;  y = g(X theta);  r = f - y
     grad_a = S^T r / B;  G = (D * (r a^T))^T X / B

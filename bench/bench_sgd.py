@@ -2,7 +2,7 @@
 """Benchmark of one large-batch SGD step of fastslow's simulator against NumPy, PyTorch and the
 two-GEMM floor, and of the step's time against ``B d n``.
 
-The step (MODEL.md section 1; written out in ``_sgd_peers.py``): tanh student, target
+The step (theory page section 1; written out in ``_sgd_peers.py``): tanh student, target
 ``g = h1 + 0.2 h3``, ``lr_w = lr_a = 1``, ``dt = 0.05``, ``a0 = 0.5``, ``m0 = 0``, no label noise, a
 fresh standard-normal batch ``X`` (``B x d``) drawn inside every step.
 

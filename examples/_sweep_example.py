@@ -21,14 +21,14 @@ def run_example_sweep(doc: str, name: str, unit: str = "tasks",
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("store", nargs="?", help=f"sweep store, a zarr directory (default: results/sweep-{name}, "
                    f"with --quick results/sweep-{name}-quick)")
-    p.add_argument("--figure", type=Path, help=f"the figure (default: examples/figures/sweep_{name}.png; with "
-                   "--quick, the store's folder)")
+    p.add_argument("--figure", type=Path, help=f"the figure (default: sweep_{name}.png in the store's folder; "
+                   "the committed copy is examples/figures/sweep_{name}.png)")
     p.add_argument("--quick", action="store_true", help="a coarser grid: a check that takes seconds")
     args = p.parse_args()
     suffix = "-quick" if args.quick else ""
     args.store = args.store or f"results/sweep-{name}{suffix}"
     if args.figure is None:
-        args.figure = Path(args.store) / f"sweep_{name}.png" if args.quick else HERE / "figures" / f"sweep_{name}.png"
+        args.figure = Path(args.store) / f"sweep_{name}.png"  # under results/: never over a tracked file
 
     spec = fs.load_sweep_spec(HERE / f"sweep_{name}.toml")
     if args.quick and quick_axes is not None:

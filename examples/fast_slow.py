@@ -6,7 +6,7 @@ Writes to ``examples/figures/`` (PNG) and prints the tables quoted in ``examples
    full trajectories in ``(m, a)``.
 2. Tikhonov/Fenichel: max deviation of the full ODE from the slow flow against ``eps = lr_a / lr_w``
    (slope ~ 1).
-3. The asymptotic law against the full ODE at ``t = 1e7 ... 1e9`` (MODEL.md's table and more).
+3. The asymptotic law against the full ODE at ``t = 1e7 ... 1e9`` (the theory page's table and more).
 4. Insight 1: the sign of the primary nonlinear coefficient decides, its strength sets the rate.
 5. Insight 2: a larger initial second-layer scale delays unlearning (half-life against ``a0``).
 6. A phase diagram over the ``h3`` coefficient and ``a0``.
@@ -222,7 +222,8 @@ def phase(out: Path, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures")
+    ap.add_argument("--out", type=Path, default=Path("results/fast_slow"),
+                    help="where the figures and the JSON go (default results/fast_slow; the committed copies are in examples/figures)")
     ap.add_argument("--quick", action="store_true", help="a 50 x 50 phase diagram instead of 200 x 200")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

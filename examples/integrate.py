@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"verdict: still moving at t_max (last decade: a ~ t^{sa:.3f}, m ~ t^{sm:.3f}); integrate longer")
 
-    # What the fast-slow analysis predicts from the model alone (MODEL.md section 4).
+    # What the fast-slow analysis predicts from the model alone (theory page section 4).
     law = fs.asymptotic_law(model)
     print(f"\nfast-slow analysis: {law.verdict} ({law.reason})")
     if law.verdict == "unlearning":

@@ -1,6 +1,6 @@
 """How SGD approaches the limit ODE: vary 1/n, 1/d, dt and dt d/B one at a time.
 
-Base configuration (MODEL.md section 2 and issue 3): tanh student, target h1 + 0.2 h3, a0 = 0.5,
+Base configuration (theory page section 2 and issue 3): tanh student, target h1 + 0.2 h3, a0 = 0.5,
 m0 = 0, lr_w = lr_a = 1, t in [0, 10]; sizes n = d = 256, B = 8 d, dt = 0.05. Each sweep changes
 one quantity and keeps the other three fixed (to vary 1/d alone, B grows with d; to vary dt alone,
 B grows as 1/dt). For every point the largest deviation over t of the SGD means from the ODE is

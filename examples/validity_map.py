@@ -2,7 +2,7 @@
 
 Tanh student, target h1 + 0.2 h3, a0 = 0.5, m0 = 0, lr_w = lr_a = 1, t in [0, 10], d = n, at two
 widths. For each (B/d, dt) the deviation is the largest over t of |m_SGD - m_ODE| (and the same for
-a), averaged over seeds. MODEL.md section 2 records that a naive finite-batch correction to the
+a), averaged over seeds. theory page section 2 records that a naive finite-batch correction to the
 ODE made the agreement worse; this map measures the validity region instead of correcting.
 
 Usage::

@@ -178,7 +178,7 @@ def test_equilibria_are_fixed_points_with_the_right_stability(name, make):
 def test_learning_equilibrium_of_model_md():
     e = [e for e in fs.equilibria(gelu_h2(0.4)) if e.stable and e.kind == "interior" and e.m > 0]
     assert len(e) == 1
-    assert abs(e[0].m - 0.646) < 1e-3 and abs(e[0].a - 3.106) < 1e-3  # MODEL.md section 4
+    assert abs(e[0].m - 0.646) < 1e-3 and abs(e[0].a - 3.106) < 1e-3  # theory page section 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,10 +230,10 @@ def test_slow_flow_bad_input():
 # asymptotic law
 # ---------------------------------------------------------------------------------------------
 LAW_CASES = [  # (label, model, verdict, kind, power)
-    ("tanh h1 (MODEL.md)", lambda: fs.Model("tanh", {1: 1.0}, lr_a=LR_A), "unlearning", "self", 5),
-    ("tanh h1+0.3h3 (MODEL.md)", lambda: tanh_h3(0.3), "unlearning", "cross", 3),
-    ("gelu h1-0.4h2 (MODEL.md)", lambda: gelu_h2(-0.4), "unlearning", "cross", 2),
-    ("gelu h1+0.4h2 (MODEL.md)", lambda: gelu_h2(0.4), "learning", "cross", 2),
+    ("tanh h1 (theory page)", lambda: fs.Model("tanh", {1: 1.0}, lr_a=LR_A), "unlearning", "self", 5),
+    ("tanh h1+0.3h3 (theory page)", lambda: tanh_h3(0.3), "unlearning", "cross", 3),
+    ("gelu h1-0.4h2 (theory page)", lambda: gelu_h2(-0.4), "unlearning", "cross", 2),
+    ("gelu h1+0.4h2 (theory page)", lambda: gelu_h2(0.4), "learning", "cross", 2),
     ("erf h1+0.3h3", lambda: fs.Model("erf", {1: 1.0, 3: 0.3}, lr_a=LR_A), "unlearning", "cross", 3),
     ("relu h1-0.4h2", lambda: fs.Model("relu", {1: 1.0, 2: -0.4}, lr_a=LR_A, centred=True), "unlearning", "cross", 2),
     ("poly student, c2 and c3", lambda: fs.Model({"hermite": [0, 1, 0.5, -0.2]}, {1: 1, 2: -0.6, 3: 0.3}, lr_a=LR_A),
@@ -256,7 +256,7 @@ def test_asymptotic_law_against_the_ode(label, make, verdict, kind, power):
 
 
 def test_law_values_of_model_md_table():
-    expected = {"tanh h1 (MODEL.md)": 9.011, "tanh h1+0.3h3 (MODEL.md)": 20.010, "gelu h1-0.4h2 (MODEL.md)": 52.37}
+    expected = {"tanh h1 (theory page)": 9.011, "tanh h1+0.3h3 (theory page)": 20.010, "gelu h1-0.4h2 (theory page)": 52.37}
     for label, make, *_ in LAW_CASES:
         if label in expected:
             assert abs(fs.asymptotic_law(make()).predict_a(1e7, 1.0) - expected[label]) < 0.01
@@ -488,7 +488,7 @@ def test_classify_bad_input():
 
 
 def test_law_trajectory_against_the_ode_at_long_times():
-    # MODEL.md section 4: tanh, h1 + 0.3 h3, lr_a = 0.01, a0 = 1: law a(1e7) = 20.010, ODE 20.018
+    # theory page section 4: tanh, h1 + 0.3 h3, lr_a = 0.01, a0 = 1: law a(1e7) = 20.010, ODE 20.018
     model = tanh_h3(0.3)
     law = fs.asymptotic_law(model)
     t = fs.log_times(1e7, 60)

@@ -114,7 +114,20 @@ def test_version_validate_and_example():
     assert r.returncode == 0 and "valid" in r.stdout
     r = fastslow_cmd("config", "--example")
     assert r.returncode == 0 and parse_config(tomllib.loads(r.stdout)) == fs.Config()
+    assert fastslow_cmd("config").stdout == r.stdout  # `fastslow config` alone prints the same
     assert fastslow_cmd().returncode == 2
+
+
+def test_validate_says_when_everything_is_default_and_offers_what_toml_can_hold(tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing set\n")
+    r = fastslow_cmd("validate", str(empty))
+    assert r.returncode == 0 and "empty: every field takes its default" in r.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nactivation = "tanhh"\n')
+    r = fastslow_cmd("validate", str(bad))
+    assert r.returncode == 2 and "model.activation" in r.stderr and "callable" not in r.stderr
+    assert "list of Hermite coefficients" in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,9 +197,14 @@ def test_figures_plot_the_saved_data(small_result, tmp_path):
     np.testing.assert_array_equal(_line(fig, "fen-m").get_ydata(), r.fenichel.dev_m)
     fig = plotting.phase_diagram(r)
     mesh = fig.axes[0].collections[0]
-    names = ["learning", "lazy", "unlearning", "undetermined", "failed"]
-    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(4, 5),
-                                  np.vectorize(names.index)(np.asarray(r.phase.outcome)))
+    out = np.asarray(r.phase.outcome).astype(str)
+    present = [k for k in ["learning", "lazy", "unlearning", "undetermined", "failed"] if np.any(out == k)]
+    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(4, 5), np.vectorize(present.index)(out))
+    legend = [t.get_text().split(" ")[0] for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[:len(present)] == present  # only the outcomes that occur, then the run's own point
+    assert legend[len(present):] == ["this"]
+    star = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "*"][0]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (r.config.model.target[3], r.config.init.a0)
     # usable on the caller's axes
     from matplotlib.figure import Figure
 
@@ -213,6 +231,14 @@ def test_run_command_on_the_example_config(tmp_path):
         assert w >= 600 and h >= 400
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "unlearning" in html
+    # captions, titles instead of file names, the config, eigenvalues, timings and versions
+    assert html.count("<figcaption>") == 4 and "<h3>phase_portrait</h3>" not in html and "<h3>Phase portrait</h3>" in html
+    assert "<h2>Config</h2>" in html and "eigenvalues of the Jacobian" in html and f"fastslow {fs.__version__}" in html
+    assert "m ~ t^(-0.2" in html  # the decay of m is shown with its sign
+    md = (out / "report.md").read_text()
+    toml_block = md.split("```toml\n")[1].split("```")[0]
+    assert parse_config(tomllib.loads(toml_block)) == fs.load_config(EXAMPLE).__class__(
+        **{**fs.load_config(EXAMPLE).__dict__, "output": parse_config(tomllib.loads(toml_block)).output})
     res = fs.load(out)
     assert res.config == fs.load_config(EXAMPLE)
 
@@ -230,7 +256,8 @@ def test_demo_quick(tmp_path):
     assert tanh.law.power == 3 and gelu.law.power == 2
     assert abs(tanh.classification.exponent - 0.25) < 0.01
     assert tanh.sizes is not None and (out / "tanh_h1+0.3h3" / "figures" / "phase_diagram.png").exists()
-    assert (out / "README.md").read_text().count("report.md") == 2
+    assert (out / "README.md").read_text().count("report.html") == 2
+    assert (out / "index.html").read_text().count("/report.html'") == 2
 
 
 def test_run_with_sgd_and_analysis_off(tmp_path):

@@ -51,7 +51,7 @@ def test_matches_reference_to_ten_rtol(cfg):
 
 
 def test_model_md_table_values():
-    """The full-ODE column of MODEL.md section 4 (t = 1e7, lr_w = 1, lr_a = 0.01, a0 = 1, m0 = 0)."""
+    """The full-ODE column of theory page section 4 (t = 1e7, lr_w = 1, lr_a = 0.01, a0 = 1, m0 = 0)."""
     rows = [("tanh", {1: 1.0}, False, 9.008), ("tanh", {1: 1.0, 3: 0.3}, False, 20.018),
             ("gelu", {1: 1.0, 2: -0.4}, True, 52.67), ("gelu", {1: 1.0, 2: 0.4}, True, 3.106)]
     for act, tgt, centred, a_expected in rows:
@@ -92,7 +92,7 @@ def test_error_follows_tolerance():
 
 
 def test_direct_m_integration_overshoots_but_ours_does_not():
-    """MODEL.md: integrating m directly overshoots |m| = 1 on this configuration; v does not."""
+    """theory page: integrating m directly overshoots |m| = 1 on this configuration; v does not."""
     model = fs.Model("tanh", {1: 1.0, 3: -0.2}, lr_w=1.0, lr_a=0.01)
     t = fs.log_times(1e5, 40)
     broken = []
@@ -101,7 +101,7 @@ def test_direct_m_integration_overshoots_but_ours_does_not():
             warnings.simplefilter("ignore")
             r = ref.solve_ode_m_direct(model.s, model.c, 1.0, 0.01, 1.0, 0.0, t, method=method)
         broken.append(r.status != 0 or np.nanmax(np.abs(r.y[0])) > 1.0)
-    assert any(broken), "the direct formulation no longer overshoots: update MODEL.md and this test"
+    assert any(broken), "the direct formulation no longer overshoots: update docs/theory and this test"
     tr = fs.solve_ode(model, t, a0=1.0, m0=0.0)
     assert tr.success
     assert np.all(np.abs(tr.m) <= 1.0) and np.all(np.isfinite(tr.v))
@@ -170,7 +170,7 @@ def test_peak_and_half_life_events():
     assert at_half.m[-1] == pytest.approx(0.5 * tr.m_peak, abs=1e-9)
     between = fs.solve_ode(model, np.concatenate([[0.0], np.linspace(tr.t_peak, tr.t_half, 200)[:-1]]), a0=1.0, m0=0.0)
     assert np.all(between.m[1:] > 0.5 * tr.m_peak)
-    # MODEL.md / the issue: about 7e3 for tanh, kappa = 0.3, a0 = 1, lr_a / lr_w = 0.01
+    # the theory page / the issue: about 7e3 for tanh, kappa = 0.3, a0 = 1, lr_a / lr_w = 0.01
     assert 5e3 < tr.t_half < 9e3
 
 

@@ -204,7 +204,7 @@ def test_train_sgd_records():
 
 @pytest.mark.slow
 def test_sgd_follows_the_ode():
-    """MODEL.md / issue 3: n = d = 256, B = 8d, dt = 0.05, t <= 10: deviation < 0.01 in m, 0.02 in a."""
+    """the theory page / issue 3: n = d = 256, B = 8d, dt = 0.05, t <= 10: deviation < 0.01 in m, 0.02 in a."""
     model = fs.Model("tanh", {1: 1.0, 3: 0.2}, lr_w=1.0, lr_a=1.0)
     r = fs.train_sgd(model, d=256, n=256, batch=2048, dt=0.05, steps=200, a0=0.5, record=21, spacing="linear", progress=False)
     traj = fs.solve_ode(model, r.t, a0=0.5, m0=0.0)

@@ -1,4 +1,4 @@
-// The finite two-layer network trained by large-batch online SGD (MODEL.md section 1):
+// The finite two-layer network trained by large-batch online SGD (theory page section 1):
 //   f(x) = (1/n) sum_i a_i sigma(w_i . x),  |w_i| = 1,  y = g(theta . x) + sqrt(noise) xi,
 //   a_i <- a_i - lr_a dt mean_b[ r_b sigma(w_i . x_b) ],
 //   w_i <- normalise( w_i - lr_w dt mean_b[ r_b a_i sigma'(w_i . x_b) x_b ] ),  r_b = f(x_b) - y_b.

@@ -89,7 +89,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def demo_configs(quick: bool) -> dict[str, dict[str, Any]]:
-    """The demo's two studies (MODEL.md section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
+    """The demo's two studies (theory page section 4): a tanh student on ``h1 + 0.3 h3`` (unlearning,
     with a phase diagram over the ``h3`` coefficient and ``a0``) and a centred-GELU student on
     ``h1 - 0.4 h2``."""
     sgd = ({"d": 128, "n": 128, "batch": 1024, "dt": 0.05, "steps": 100, "seeds": [0], "record": 21} if quick else
@@ -115,6 +115,17 @@ def _size_sequence(result: Any, quick: bool) -> Any:
     return result.replace(sizes=study)
 
 
+def _demo_index_html(names: list[str]) -> str:
+    """The demo's landing page: one link per case to its self-contained HTML report."""
+    import html
+
+    items = "".join(f"<li><a href='{html.escape(n)}/report.html'>{html.escape(n)}</a></li>" for n in names)
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastslow demo</title></head>"
+            "<body style='font-family:sans-serif;max-width:900px;margin:2em auto'><h1>fastslow demo</h1>"
+            f"<p>Two cases of the model, each with its report (figures, numbers, config, versions):</p><ul>{items}</ul>"
+            "</body></html>\n")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .config import parse_config
     from .experiment import run
@@ -122,6 +133,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = _usable_out_dir(args.out or "results/demo")
     start = time.perf_counter()
     index = ["# fastslow demo", ""]
+    links: list[str] = []
     for name, data in demo_configs(args.quick).items():
         data = dict(data, output={"dir": str(out / name), "formats": ["png", "svg"]})
         cfg = parse_config(data)
@@ -132,9 +144,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             result = _size_sequence(result, args.quick)
         html_path = _write_run(result, out / name, args.quiet)
         _print_summary(result, html_path, args.quiet)
-        index.append(f"- [{name}]({name}/report.md)")
+        index.append(f"- [{name}]({name}/report.html) ([markdown]({name}/report.md))")
+        links.append(name)
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text("\n".join(index) + "\n", encoding="utf-8")
+    (out / "index.html").write_text(_demo_index_html(links), encoding="utf-8")
     if not args.quiet:
         print(f"demo done in {time.perf_counter() - start:.1f} s: {out}")
     return EXIT_OK
@@ -153,8 +167,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               + " x ".join(f"{a.name} ({a.size})" for a in spec.axes) + f"; computes {', '.join(spec.compute)}")
         return EXIT_OK
     cfg = load_config(args.config)
+    if not _toml_keys(args.config):
+        print(f"{args.config}: valid, but empty: every field takes its default "
+              f"(`fastslow config` lists them) ({cfg.make_model()!r})")
+        return EXIT_OK
     print(f"{args.config}: valid ({cfg.make_model()!r})")
     return EXIT_OK
+
+
+def _toml_keys(path: str) -> list[str]:
+    """The top-level keys of a TOML file (already parsed once by the loader, so it is valid)."""
+    from .config import read_toml
+
+    return list(read_toml(path))
 
 
 def _is_sweep_file(path: str) -> bool:
@@ -243,9 +268,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     from .config import example_config
 
-    if not args.example:
-        raise _InputError("config: say what to print (--example)")
-    print(example_config())
+    print(example_config())  # the one thing it prints (--example says so explicitly)
     return EXIT_OK
 
 
@@ -281,8 +304,9 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a config file or a sweep spec")
     v.add_argument("config")
     v.set_defaults(func=_cmd_validate)
-    c = sub.add_parser("config", help="print a commented example config")
-    c.add_argument("--example", action="store_true")
+    c = sub.add_parser("config", help="print a commented example config (every field, its default and range)")
+    c.add_argument("--example", action="store_true",
+                   help="print the commented example config (the default; kept for scripts that name it)")
     c.set_defaults(func=_cmd_config)
     return p
 

@@ -212,6 +212,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         msg = str(exc)
         head, _, rest = msg.partition(": ")
         if head in {f.name for f in fields(ModelConfig)} and rest:
+            # a TOML file cannot hold a callable: offer what it can hold
+            rest = rest.replace("a dict of Hermite coefficients, or a callable",
+                                "or a list of Hermite coefficients (activation = [s0, s1, ...])")
             raise ConfigError(f"model.{head}", rest) from None
         raise ConfigError("model", msg) from None
     ph = cfg.analysis.phase

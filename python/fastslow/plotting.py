@@ -6,7 +6,7 @@ Colours are the Okabe-Ito palette (safe for colour-blind readers); time and powe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -29,13 +29,46 @@ def _axes(ax: Any, n: int = 1, figsize: tuple[float, float] = (6.0, 4.5)) -> tup
     return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
 
 
+def _symlog_ticks(ax: Any, top: float) -> None:
+    """Major ticks at 0 and +-10^k (plain numbers), minor ticks at +-2..9 x 10^k, on a symlog axis."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    kmax = int(np.floor(np.log10(max(top, 1.0))))
+    major = [0.0] + [s * 10.0**k for k in range(0, kmax + 1) for s in (1, -1)]
+    minor = [s * f * 10.0**k for k in range(0, kmax + 1) for f in range(2, 10) for s in (1, -1) if f * 10.0**k <= top]
+    minor += [s * f / 10 for f in range(2, 10, 2) for s in (1, -1)]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(major)))
+    ax.yaxis.set_minor_locator(FixedLocator(sorted(minor)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _sgd_seed_mean(result: Any) -> tuple[Any, ...] | None:
+    """SGD's trajectory averaged over seeds: times, mean m and a, their standard errors over
+    seeds, and the mean spread over neurons (None when the run has no SGD)."""
+    if result.sgd is None:
+        return None
+    sg = result.sgd.sgd
+    m, a = np.atleast_2d(sg.m), np.atleast_2d(sg.a)
+    k = m.shape[0]
+    se = (lambda x: x.std(axis=0, ddof=1) / np.sqrt(k)) if k > 1 else (lambda x: np.zeros(x.shape[1]))
+    m_std = np.atleast_2d(sg.series["m_std"]).mean(axis=0) if "m_std" in sg.series else np.zeros(m.shape[1])
+    a_std = np.atleast_2d(sg.series["a_std"]).mean(axis=0) if "a_std" in sg.series else np.zeros(m.shape[1])
+    return sg.t, m.mean(axis=0), a.mean(axis=0), se(m), se(a), m_std, a_std, k
+
+
 def phase_portrait(result: Any, ax: Any = None) -> Any:
-    """The phase portrait in ``(m, a)``: critical manifold (attracting solid, repelling dashed),
-    folds, equilibria (filled: stable), slow-flow arrows on attracting branches, the ODE trajectory
-    and the SGD mean trajectories with their spread across neurons (bars: +-1 std)."""
-    fig, (ax,) = _axes(ax, 1, (6.5, 5.0))
+    """The phase portrait in ``(m, a)`` over the whole sphere ``-1 <= m <= 1``: the critical
+    manifold (a wide translucent band where attracting, dashed where repelling, so the ODE drawn
+    on it stays visible), folds, every equilibrium (filled: stable) with the frame widened to hold
+    them, slow-flow arrows on attracting branches, the ODE trajectory and SGD's seed mean with the
+    neurons' spread (bars: +-1 std over neurons, averaged over seeds)."""
+    fig, (ax,) = _axes(ax, 1, (8.6, 5.0))
     model = result.model
     ode = result.ode
+    amax = float(np.nanmax(np.abs(ode.a)))
+    eq_a = [abs(e.a) for e in result.equilibria if np.isfinite(e.a)]
+    top = max(amax * 1.3, 1.25 * max(eq_a, default=0.0), 2.0)
+    log_a = top > 12
     if result.manifold is not None:
         a, m, att = result.manifold.a, result.manifold.m, result.manifold.attracting
         first = {True: True, False: True}
@@ -44,45 +77,46 @@ def phase_portrait(result: Any, ax: Any = None) -> Any:
                 mm = np.where(att[:, b] == kind, m[:, b], np.nan)
                 if np.all(np.isnan(mm)):
                     continue
-                ax.plot(mm, a, "-" if kind else "--", color=ATTRACTING if kind else REPELLING, lw=3.0, alpha=0.7,
-                        label=("critical manifold, attracting" if kind else "critical manifold, repelling")
+                ax.plot(mm, a, "-" if kind else "--", color=ATTRACTING if kind else REPELLING,
+                        lw=7.0 if kind else 1.6, alpha=0.35 if kind else 0.9, solid_capstyle="butt",
+                        label=("critical manifold, attracting (band)" if kind else "critical manifold, repelling")
                         if first[kind] else None, gid=f"manifold-{b}-{'att' if kind else 'rep'}")
                 first[kind] = False
             # slow-flow arrows: direction of da/dt at a few attracting points
-            ok = np.nonzero(att[:, b] & np.isfinite(m[:, b]))[0]
+            ok = np.nonzero(att[:, b] & np.isfinite(m[:, b]) & (np.abs(a) <= top))[0]
             for i in ok[len(ok) // 8:: max(1, len(ok) // 4)][:4]:
                 g = model.grad(m[i, b], a[i])
                 da = -np.sign(g[1])
                 if da != 0:
-                    ax.annotate("", xy=(m[i, b], a[i] + 0.2 * da * max(1.0, abs(a[i]))), xytext=(m[i, b], a[i]),
+                    step = 0.25 * abs(a[i]) if log_a else 0.08 * top
+                    ax.annotate("", xy=(m[i, b], a[i] + da * step), xytext=(m[i, b], a[i]),
                                 arrowprops={"arrowstyle": "-|>", "color": ATTRACTING, "lw": 1.2})
-        for f in result.manifold.folds:
-            ax.plot(f.m, f.a, "s", color="k", ms=7, label="fold")
-        for e in result.equilibria:
-            if abs(e.a) <= np.max(np.abs(a)):
-                ax.plot(e.m, e.a, "o", ms=8, mec="k", mfc="k" if e.stability == "stable" else "w",
-                        label=None)
+        for k, f in enumerate(result.manifold.folds):
+            ax.plot(f.m, f.a, "s", color="k", ms=7, label="fold" if k == 0 else None)
+    for e in result.equilibria:
+        ax.plot(e.m, e.a, "o", ms=8, mec="k", mfc="k" if e.stability == "stable" else "w", zorder=5,
+                clip_on=False)
+    if result.equilibria:
         ax.plot([], [], "o", mec="k", mfc="k", label="equilibrium, stable")
         ax.plot([], [], "o", mec="k", mfc="w", label="equilibrium, unstable/saddle")
-    ax.axvline(-1, color="0.5", lw=0.8)
-    ax.axvline(1, color="0.5", lw=0.8)
+    ax.axvline(-1, color="0.6", lw=0.8)
+    ax.axvline(1, color="0.6", lw=0.8)
     ax.plot(ode.m, ode.a, color=ODE_C, lw=1.0, label="limit ODE", gid="ode")
-    if result.sgd is not None:
-        sg = result.sgd.sgd
-        for i, s in enumerate(result.seeds):
-            ax.errorbar(sg.m[i], sg.a[i], xerr=sg.m_std[i], yerr=sg.a_std[i], fmt="o", ms=3,
-                        color=OKABE_ITO[(2 + i) % 8], elinewidth=0.6, label=f"SGD mean +- std, seed {s}", gid=f"sgd-{s}")
-    ax.set_xlim(-1, 1)
-    amax = float(np.nanmax(np.abs(ode.a)))
-    top = amax * 1.3 + 0.5
-    ax.set_ylim(min(-0.5, float(np.nanmin(ode.a)) - 0.5), top)
-    if amax > 10:  # a grows as a power of t when unlearning: keep a ~ 1 (learning, SGD) readable
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(min(-0.5, float(np.nanmin(ode.a)) - 0.5), amax * 2)
+    sgd = _sgd_seed_mean(result)
+    if sgd is not None:
+        _, m_mean, a_mean, _, _, m_std, a_std, k = sgd
+        ax.errorbar(m_mean, a_mean, xerr=m_std, yerr=a_std, fmt="o", ms=3, color=SGD_C, elinewidth=0.6,
+                    label=f"SGD, mean over {k} seed(s) (bars: +-1 std over neurons)", gid="sgd")
+    ax.set_xlim(-1.08, 1.08)
+    ax.set_ylim(-top, top)
+    if log_a:  # a grows as a power of t when unlearning: keep a ~ 1 (learning, SGD) readable
+        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+        _symlog_ticks(ax, top)
+    ax.axhline(0, color="0.85", lw=0.6, zorder=0)
     ax.set_xlabel("alignment m = w . theta (dimensionless)")
-    ax.set_ylabel("second-layer weight a (dimensionless" + (", symlog scale)" if amax > 10 else ")"))
-    ax.set_title("Phase portrait", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_ylabel("second-layer weight a (dimensionless" + (", symlog scale)" if log_a else ")"))
+    ax.set_title("Phase portrait: critical manifold, equilibria, ODE and SGD", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
 
 
@@ -157,29 +191,86 @@ def limit_comparison(result: Any, axes: Any = None) -> Any:
     return fig
 
 
-def phase_diagram(result: Any, ax: Any = None) -> Any:
-    """Outcome by colour over two parameters, with contours of log10 of the half-life."""
-    from matplotlib.colors import ListedColormap
+_OUTCOME_COLOURS = {"learning": OKABE_ITO[0], "lazy": OKABE_ITO[5], "unlearning": OKABE_ITO[1],
+                    "undetermined": "#BBBBBB", "failed": "#000000"}
+_OUTCOME_HELP = {"undetermined": "undetermined (no verdict by t_max)", "failed": "failed (solver)"}
 
-    fig, (ax,) = _axes(ax, 1, (6.5, 5.0))
-    pd = result.phase
-    x, y, out = pd.x, pd.y, np.asarray(pd.outcome)
-    names = ["learning", "lazy", "unlearning", "undetermined", "failed"]
-    code = np.vectorize(lambda s: names.index(str(s)))(out).astype(float)
-    cmap = ListedColormap([OKABE_ITO[0], OKABE_ITO[5], OKABE_ITO[1], "#BBBBBB", "#000000"])
-    mesh = ax.pcolormesh(x, y, code, cmap=cmap, vmin=-0.5, vmax=4.5, shading="nearest")
-    cb = fig.colorbar(mesh, ax=ax, ticks=range(5))
-    cb.ax.set_yticklabels(names, fontsize=8)
+
+def _config_value(cfg: Any, name: str) -> float | None:
+    """The value a run's config gives the registry parameter ``name`` (None if it has none)."""
+    from .params import lookup
+
+    try:
+        node: Any = cfg
+        for part in lookup(name).path.split("."):
+            node = node[int(part)] if isinstance(node, Mapping) else getattr(node, part)
+        return float(node)
+    except Exception:  # noqa: BLE001 - a parameter the config does not hold: no mark
+        return None
+
+
+def _plain_log_axis(axis: Any) -> None:
+    """Log-axis ticks as plain numbers (0.5, 1, 2, 5, ...), no minor labels such as 4x10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _geometric(v: np.ndarray) -> bool:
+    """Positive values evenly spaced in log over more than a factor 4 (a grid drawn on a log axis)."""
+    if v.size < 3 or not np.all(v > 0) or v[-1] / v[0] <= 4:
+        return False
+    r = np.diff(np.log(v))
+    return bool(np.allclose(r, r[0], rtol=1e-6))
+
+
+def phase_diagram(result: Any, ax: Any = None, *, point: tuple[float, float] | None = None) -> Any:
+    """Outcome by colour over two parameters (only the outcomes that occur are listed), with
+    contours of log10 of the half-life at whole decades, and the run's own point marked.
+
+    ``result`` is a :class:`~fastslow.RunResult` with a phase diagram (its config gives the point)
+    or a :class:`~fastslow.PhaseDiagram` (``point=(x, y)`` marks one)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fig, (ax,) = _axes(ax, 1, (7.0, 5.0))
+    pd = getattr(result, "phase", result)
+    cfg = getattr(result, "config", None)
+    if point is None and cfg is not None:
+        px, py = _config_value(cfg, pd.x_name), _config_value(cfg, pd.y_name)
+        point = (px, py) if px is not None and py is not None else None
+    x, y, out = np.asarray(pd.x, float), np.asarray(pd.y, float), np.asarray(pd.outcome).astype(str)
+    present = [k for k in _OUTCOME_COLOURS if np.any(out == k)]
+    code = np.vectorize(present.index)(out).astype(float) if out.size else out.astype(float)
+    cmap = ListedColormap([_OUTCOME_COLOURS[k] for k in present])
+    ax.pcolormesh(x, y, code, cmap=cmap, vmin=-0.5, vmax=len(present) - 0.5, shading="nearest", rasterized=True)
     th = np.asarray(pd.t_half, dtype=float)
     if np.isfinite(th).sum() > 4:
         with np.errstate(divide="ignore", invalid="ignore"):
-            cs = ax.contour(x, y, np.log10(th), colors="k", linewidths=0.8)
-        ax.clabel(cs, fontsize=7, fmt="%.1f")
+            lt = np.log10(th)
+        fin = lt[np.isfinite(lt)]
+        levels = np.arange(np.ceil(fin.min()), np.floor(fin.max()) + 1)
+        if levels.size > 6:
+            levels = levels[:: int(np.ceil(levels.size / 6))]
+        if levels.size:
+            cs = ax.contour(x, y, lt, levels=levels, colors="k", linewidths=0.8)
+            ax.clabel(cs, fontsize=7, fmt=lambda v: f"1e{v:.0f}", inline_spacing=4)
+    handles = [Patch(color=_OUTCOME_COLOURS[k], label=_OUTCOME_HELP.get(k, k)) for k in present]
+    if point is not None:
+        handles.append(ax.plot(*point, marker="*", ms=14, mfc="w", mec="k", ls="none", label="this run")[0])
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.set_xlabel(label(pd.x_name))
     ax.set_ylabel(label(pd.y_name))
-    if result.config.analysis.phase.y_log and np.all(y > 0) and y[-1] / y[0] > 10:
+    y_log = cfg.analysis.phase.y_log if cfg is not None else _geometric(y)
+    if y_log and np.all(y > 0) and y[-1] / y[0] > 4:
         ax.set_yscale("log")
-    ax.set_title(f"Outcome by t = {pd.t_max:.0e}; contours: log10 half-life", fontsize=10)
+        _plain_log_axis(ax.yaxis)
+    if _geometric(x):
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
+    ax.set_title(f"Outcome of the limit ODE by t = {pd.t_max:.0e}; contours: half-life", fontsize=10)
     return fig
 
 

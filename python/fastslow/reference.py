@@ -242,7 +242,7 @@ def hermite_function(coef):
 
 
 def sgd_step(W, a, theta, X, xi, act, target, lr_w, lr_a, dt, noise):
-    """One large-batch SGD step of MODEL.md section 1 on a given batch, in float64.
+    """One large-batch SGD step of theory page section 1 on a given batch, in float64.
 
     ``act`` and ``target`` are ``(f, f')`` pairs. Returns ``(W_new, a_new, batch_loss)``.
     """

@@ -2,7 +2,7 @@
 
 :class:`SGDTrainer` holds one network and steps it; :func:`train_sgd` runs it to a number of steps
 and records the order parameters: the means and spreads over neurons of the alignments
-``m_i = w_i . theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
+``m_i = w_i^T theta`` and the second-layer weights ``a_i``, the batch loss and the exact population
 loss of the finite network. Every step draws a fresh Gaussian batch from counter-based streams
 keyed by ``(seed, step, row)``, so results do not depend on the number of threads, and a run
 resumed from a checkpoint equals the uninterrupted one.
@@ -46,7 +46,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass(frozen=True)
 class OrderParameters:
-    """The means and spreads over neurons of ``m_i = w_i . theta`` and ``a_i``."""
+    """The means and spreads over neurons of ``m_i = w_i^T theta`` and ``a_i``."""
 
     m_mean: float
     m_std: float
@@ -210,7 +210,7 @@ class SGDTrainer:
         return OrderParameters(op.m_mean, op.m_std, op.a_mean, op.a_std)
 
     def alignments(self) -> np.ndarray:
-        """``m_i = w_i . theta`` of every neuron."""
+        """``m_i = w_i^T theta`` of every neuron."""
         return np.asarray(self._raw.alignments())
 
     def population_loss(self) -> float:
@@ -219,7 +219,7 @@ class SGDTrainer:
         return float(self._raw.population_loss(*self._loss_args))
 
     def collective_overlap(self) -> float:
-        """``q_perp``: the mean over pairs ``i != j`` of ``u_i . u_j``, with ``u_i`` the unit part of
+        """``q_perp``: the mean over pairs ``i != j`` of ``u_i^T u_j``, with ``u_i`` the unit part of
         ``w_i`` orthogonal to the teacher (about ``-1/n`` for independent random directions)."""
         return float(self._raw.population_stats(*self._loss_args).q_perp)
 

@@ -1,7 +1,7 @@
 """The model's polynomials ``A``, ``B`` and the real-root finders the analysis rests on.
 
 With ``L(m, a) = a^2 A(m) / 2 - a B(m) + C0``, ``A = sum s_k^2 m^(2k)`` and ``B = sum s_k c_k m^k``
-(``../shared/MODEL.md``). Their values and derivatives come from the C++ model
+(``docs/theory/index.md``). Their values and derivatives come from the C++ model
 (``LimitModel.series``); their power-basis coefficients, from ``s`` and ``c``, feed the polynomials
 whose roots are the folds and the equilibria.
 

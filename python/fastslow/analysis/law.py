@@ -1,4 +1,4 @@
-"""The asymptotic law at the lazy end of the critical manifold (MODEL.md section 4): learning or unlearning.
+"""The asymptotic law at the lazy end of the critical manifold (theory page section 4): learning or unlearning.
 
 Write ``mu = a m``. On the critical manifold, exactly,
 ``da/dtau = sum_{k>=0} (k - 1) (s_k^2 mu m^(2k-1) - s_k c_k m^k)`` (``tau = lr_a t``). At the lazy end
@@ -174,7 +174,7 @@ def _times_power(factor: float, mu: float, p: int) -> float:
 
 
 def asymptotic_law(model: Model, *, zero_tol: float = 1e-14, limits: bool = True) -> AsymptoticLaw:
-    """The learning/unlearning verdict at the lazy end of the critical manifold (MODEL.md section 4).
+    """The learning/unlearning verdict at the lazy end of the critical manifold (theory page section 4).
 
     Parameters
     ----------

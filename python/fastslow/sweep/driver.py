@@ -166,7 +166,7 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
                 else:
                     payload = {"spec": spec.json}
                 lost = run_dask(cl, spec, tasks, finish, payload,
-                                lambda msg: warnings.warn(f"sweep: {msg}", RuntimeWarning, stacklevel=2))
+                                lambda msg: warnings.warn(f"sweep: {msg}", RuntimeWarning, stacklevel=2), guard)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         failed = True

@@ -35,6 +35,7 @@ import contextlib
 import functools
 import signal
 import threading
+import time
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
@@ -53,20 +54,40 @@ MAX_ATTEMPTS = 3
 class SigintGuard:
     """While a sweep runs (main thread, Python's default SIGINT handler in place), Ctrl-C raises
     KeyboardInterrupt as usual, except inside :meth:`critical`, where it is held back until the
-    section ends (so the in-memory results and the counts of the run record agree). Python runs
-    signal handlers in the main thread between bytecodes, whichever thread the signal hit."""
+    section ends (so the in-memory results and the counts of the run record agree), and inside
+    :meth:`deferred`, where it is only noted, for the code to act on at a point of its choosing
+    (:meth:`check`). Python runs signal handlers in the main thread between bytecodes, whichever
+    thread the signal hit."""
 
     def __init__(self) -> None:
         self.active = (threading.current_thread() is threading.main_thread()
                        and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         self.in_critical = False
+        self.deferring = False
         self.pending = False
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if self.in_critical:
+        if self.in_critical or self.deferring:
             self.pending = True
             return
         raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Any:
+        """Ctrl-C is noted, not raised, until :meth:`check` (distributed's blocking calls must not
+        be interrupted from inside: an interrupt landing in its ``sync`` wrapper before the awaited
+        future exists makes its cancel callback fail with a logged ``NameError``)."""
+        before, self.deferring = self.deferring, True
+        try:
+            yield
+        finally:
+            self.deferring = before
+
+    def check(self) -> None:
+        """Raise the KeyboardInterrupt a :meth:`deferred` section noted (once)."""
+        if self.pending and not self.in_critical:
+            self.pending = False
+            raise KeyboardInterrupt
 
     def __enter__(self) -> "SigintGuard":
         if self.active:
@@ -232,13 +253,15 @@ def close_quickly(client: Any, cluster: Any) -> None:
     this closes, tracebacks included, is silenced meanwhile: nothing went wrong)."""
     import logging
 
-    log = logging.getLogger("distributed")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    logs = [logging.getLogger(name) for name in ("distributed", "tornado")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         _close_quickly(client, cluster)
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def _close_quickly(client: Any, cluster: Any) -> None:
@@ -323,8 +346,30 @@ def _is_fatal(exc: BaseException) -> bool:
 
 
 def run_dask(client: Any, spec: SweepSpec, tasks: Sequence[Task], finish: Finish, payload: Mapping[str, Any],
-             warn: Callable[[str], None]) -> dict[str, str]:
-    """Run ``tasks`` on the cluster of ``client``; returns the tasks lost for good (id -> why)."""
+             warn: Callable[[str], None], guard: SigintGuard | None = None) -> dict[str, str]:
+    """Run ``tasks`` on the cluster of ``client``; returns the tasks lost for good (id -> why).
+
+    With a ``guard``, Ctrl-C is taken between short waits (never inside one of distributed's
+    blocking calls) and cancels what is still queued."""
+    guard = guard if guard is not None else SigintGuard()
+    with guard.deferred():
+        return _run_dask(client, spec, tasks, finish, payload, warn, guard)
+
+
+def _ready(ac: Any, guard: SigintGuard) -> Any:
+    """The finished futures of ``ac`` as they come, polling in 20 ms slices so that a noted Ctrl-C
+    is raised here, in our code."""
+    while not ac.is_empty():
+        guard.check()
+        if not ac.has_ready():
+            time.sleep(0.02)
+            continue
+        yield from ac.next_batch(block=False)
+    guard.check()
+
+
+def _run_dask(client: Any, spec: SweepSpec, tasks: Sequence[Task], finish: Finish, payload: Mapping[str, Any],
+              warn: Callable[[str], None], guard: SigintGuard) -> dict[str, str]:
     from distributed import as_completed
 
     slots = _slots_by_host(client)
@@ -341,7 +386,7 @@ def run_dask(client: Any, spec: SweepSpec, tasks: Sequence[Task], finish: Finish
     lost: dict[str, str] = {}
     ac = as_completed([submit(t) for t in tasks])
     try:
-        for fut in ac:
+        for fut in _ready(ac, guard):
             task = futures.pop(fut)
             try:
                 result = fut.result()
