@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         for stab, (mk, col) in MARK.items():
             row[2].scatter([], [], marker=mk, edgecolors=col, facecolors="none", linewidths=2, label=stab)
         row[2].set(xlim=(-1, 1), ylim=(-1, 1), xlabel=r"$m_1$", ylabel=r"$m_2$",
-                   title="interior critical points at a(t) (star: the flow; a group at a pole has none)")
+                   title="interior critical points at a(t); star: the flow")
         row[2].legend(fontsize=7)
     fig.suptitle("Two particle groups: particle limit (solid) and the groups' slow flow (dashed), lr_a / lr_w = 1e-3")
     args.out.mkdir(parents=True, exist_ok=True)
