@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> None:
                label=f"fit n <= {int(N[2])}: n^{slope_small:.2f}")
     ax1.loglog(N, [r["loss_deviation"] for r in rows], "s", label="max |loss - limit loss|")
     ax1.set(xscale="log", yscale="log", xlabel="width n", ylabel="distance / deviation",
-            title="d = 256, B = 4096, dt = 0.05: falls with n, then a floor from finite d, B")
+            title="falls with n, then a floor (finite d, B)")
     ax1.legend(fontsize=8)
-    fig.suptitle("SGD with a_i ~ N(0.5, 0.5^2) against the particle limit from the same initial neurons")
+    fig.suptitle("SGD (d = 256, B = 4096, dt = 0.05) with a_i ~ N(0.5, 0.5^2) against the particle limit from the "
+                 "same initial neurons")
     fig.savefig(args.out / "particles_sgd.png", dpi=110)
     print(f"wrote {args.out}/study.json and particles_sgd.png")
 
