@@ -7,13 +7,17 @@ import os
 import struct
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastslow as fs
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from fastslow import plotting
 from fastslow.config import ConfigError, parse_config
 

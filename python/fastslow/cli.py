@@ -200,7 +200,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         import numpy as np
 
         from .sweep import SweepError, load_sweep_spec, sweep
+        from .sweep.driver import require_sweep_dependencies
 
+        try:
+            require_sweep_dependencies()  # before any work: exit 2 with what to install
+        except ImportError as exc:
+            raise _InputError(str(exc)) from None
         try:
             spec = load_sweep_spec(args.spec)
         except SweepError as exc:

@@ -46,6 +46,19 @@ def _warm_up(spec: SweepSpec) -> None:
         pass
 
 
+def require_sweep_dependencies() -> None:
+    """Raise an ImportError that says what to install when xarray or zarr is missing (zarr 3, the
+    store's format, needs Python >= 3.11)."""
+    import importlib.util
+    import sys
+
+    missing = [m for m in ("xarray", "zarr") if importlib.util.find_spec(m) is None]
+    if missing:
+        where = ("; zarr 3 needs Python >= 3.11, this is Python "
+                 f"{sys.version_info[0]}.{sys.version_info[1]}" if sys.version_info < (3, 11) else "")
+        raise ImportError(f"sweeps need {' and '.join(missing)}: pip install 'fastslow[sweep]'{where}")
+
+
 def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any = None,
           store: str | os.PathLike | None = None, *, workers: int | None = None, progress: bool = True,
           storage_options: Mapping[str, Any] | None = None) -> Any:
@@ -81,10 +94,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, client: Any =
         See :mod:`fastslow.sweep.dataset`; ``attrs["run"]`` says how this invocation went (also
         in the store's ``runs/``).
     """
-    try:
-        import xarray  # noqa: F401
-    except ImportError:
-        raise ImportError("sweeps need xarray: pip install 'fastslow[sweep]'") from None
+    require_sweep_dependencies()
     spec = as_spec(spec)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SweepError(f"workers: expected an integer >= 1, got {workers!r}")
