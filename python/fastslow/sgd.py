@@ -135,7 +135,7 @@ class SGDTrainer:
         self.batch = lookup("batch").check(batch, "batch")
         self.dt = lookup("dt").check(dt, "dt")
         explicit = None
-        if np.ndim(a0) > 0:  # one value per neuron
+        if isinstance(a0, (list, tuple, np.ndarray)):  # one value per neuron
             explicit = V.real_array(a0, "a0", ndim=1)
             if explicit.size != self.n:
                 raise ValueError(f"a0: an array needs one value per neuron ({self.n}), got {explicit.size}")
