@@ -222,7 +222,7 @@ def measure_peaks(libs: Sequence[str], repeats: int, when: str) -> list[dict[str
     return peaks
 
 
-def peak_summary(before: list[dict[str, Any]], after: list[dict[str, Any]], checker: "Checker") -> dict[str, Any]:
+def peak_summary(before: list[dict[str, Any]], after: list[dict[str, Any]], checker: Checker) -> dict[str, Any]:
     """The sgemm peak measured before and after the workloads: print both, note a drift of more than
     10 % (the machine's speed changed during the run) and use the best."""
     best_before = max(p["gflops"] for p in before)
@@ -258,7 +258,7 @@ class Timing:
         return self.q75 - self.q25
 
     @classmethod
-    def from_samples(cls, samples: Sequence[float]) -> "Timing":
+    def from_samples(cls, samples: Sequence[float]) -> Timing:
         x = np.asarray(samples, dtype=float)
         q25, med, q75 = np.percentile(x, [25, 50, 75])
         return cls(median=float(med), min=float(x.min()), q25=float(q25), q75=float(q75), repeats=int(x.size))

@@ -46,7 +46,7 @@ class StepConfig:
     c3: float
 
     @classmethod
-    def make(cls, target: dict[int, float], lr_w: float, lr_a: float, dt: float) -> "StepConfig":
+    def make(cls, target: dict[int, float], lr_w: float, lr_a: float, dt: float) -> StepConfig:
         if not set(target) <= {1, 3}:
             raise ValueError("the hand-written target knows h1 and h3 only")
         return cls(lr_w=lr_w, lr_a=lr_a, dt=dt, c1=target.get(1, 0.0), c3=target.get(3, 0.0))
@@ -256,7 +256,7 @@ class FastslowPatternGemms:
         self.set_threads(1)
         try:
             for forward in (True, False):
-                list(self.pool.map(lambda t: self._calls(t, forward), range(self.threads)))
+                list(self.pool.map(lambda t, forward=forward: self._calls(t, forward), range(self.threads)))
         finally:
             self.set_threads(old)
 

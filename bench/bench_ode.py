@@ -106,7 +106,7 @@ class Settings:
     peak_repeats: int
 
     @classmethod
-    def make(cls, quick: bool) -> "Settings":
+    def make(cls, quick: bool) -> Settings:
         """The quick or the full settings."""
         if quick:
             return cls(quick=True, ours_repeats=20, scipy_repeats=3, horizon_repeats=5,

@@ -124,7 +124,7 @@ class Settings:
     scaling_call: float
 
     @classmethod
-    def make(cls, quick: bool) -> "Settings":
+    def make(cls, quick: bool) -> Settings:
         """The quick or the full settings."""
         if quick:
             return cls(quick=True, rounds=(6, 4), round_budget=(0.05, 0.05), min_call=0.02, warmup_steps=1,
@@ -497,7 +497,7 @@ def workload_scaling(settings: Settings, checker: Checker) -> dict[str, Any]:
         tr = make_trainer(shape, "float32", seed=1)
         tr.run(2)
         k = calibrated_steps(tr.run, settings.scaling_call)
-        timings, _ = time_interleaved({"run": Timed(lambda: tr.run(k), steps=k, calls=settings.scaling_repeats)}, 1,
+        timings, _ = time_interleaved({"run": Timed(lambda tr=tr, k=k: tr.run(k), steps=k, calls=settings.scaling_repeats)}, 1,
                                       warmup=0)
         t = timings["run"]
         flops = gemm_flops(shape)
@@ -552,7 +552,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The summary rows: per shape fastslow, NumPy, PyTorch and the two floors against fastslow."""
     rows = []
-    for key, res in results.items():
+    for res in results.values():
         shape = tuple(res["shape"])
         workload_name = f"SGD step {shape}"
         t_fs = res["rows"]["fastslow"]["time"].median

@@ -143,7 +143,7 @@ def insight_sign(out: Path) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     t = fs.log_times(1e8, 300)
     res = {}
-    for ax, (label, make, k_nl) in zip(axes, [
+    for ax, (label, make, _k_nl) in zip(axes, [
             ("centred GELU, target h1 + kappa h2", lambda k: fs.Model("gelu", {1: 1.0, 2: k}, lr_a=LR_A, centred=True), 2),
             ("tanh, target h1 + kappa h3", lambda k: fs.Model("tanh", {1: 1.0, 3: k}, lr_a=LR_A), 3)]):
         res[label] = []

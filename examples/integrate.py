@@ -31,7 +31,7 @@ def parse_target(text: str) -> dict[int, float]:
             k, v = item.split(":")
             out[int(k)] = float(v)
         except ValueError:
-            raise SystemExit(f"--target: expected 'order:coefficient' pairs such as '1:1,3:0.3', got {text!r}")
+            raise SystemExit(f"--target: expected 'order:coefficient' pairs such as '1:1,3:0.3', got {text!r}") from None
     return out
 
 

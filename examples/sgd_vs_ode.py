@@ -40,7 +40,10 @@ def run_point(model: fs.Model, n: int, d: int, B: int, dt: float, seeds: int) ->
         c = fs.compare(r, traj)
         dms.append(c.max_dm)
         das.append(c.max_da)
-    se = (lambda x: float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan"))
+
+    def se(x: list[float]) -> float:
+        return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
     return {"n": n, "d": d, "B": B, "dt": dt, "dt_d_over_B": dt * d / B, "max_dm": float(np.mean(dms)),
             "max_dm_se": se(dms), "max_da": float(np.mean(das)), "max_da_se": se(das)}
 

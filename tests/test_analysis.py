@@ -400,7 +400,7 @@ def test_branch_solver_matches_a_dense_root_search(name, make):
                 assert np.isnan(mi) or abs(model.grad(mi, ai)[0]) < 1e-10, (name, br.index, ai, mi)
                 continue
 
-            def hf(x: float) -> float:
+            def hf(x: float, ai: float = ai) -> float:
                 Sx = model.core.series(np.array([x]))
                 return float(0.5 * ai * Sx[1, 0] - Sx[4, 0])
 

@@ -17,7 +17,8 @@ import json
 import math
 import os
 import signal
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -289,14 +290,14 @@ def test_fuzz_core_limit_model(s, c, lr_w, lr_a):
 @FUZZ
 @given(scalars(), scalars(), values(), scalars(), scalars(), scalars())
 def test_fuzz_core_solve(m0, a0, t, rtol, atol, max_steps):
-    O = _core.ode
-    opt = call("_core.ode.Options", O.Options, rtol=rtol, atol=atol, max_steps=max_steps)
+    core_ode = _core.ode
+    opt = call("_core.ode.Options", core_ode.Options, rtol=rtol, atol=atol, max_steps=max_steps)
     if opt is None:
-        opt = O.Options()
-    call("_core.ode.solve", O.solve, CORE, m0, a0, t, opt)
-    call("_core.ode.solve_batch", O.solve_batch, [CORE], [m0] if not isinstance(m0, list) else m0,
+        opt = core_ode.Options()
+    call("_core.ode.solve", core_ode.solve, CORE, m0, a0, t, opt)
+    call("_core.ode.solve_batch", core_ode.solve_batch, [CORE], [m0] if not isinstance(m0, list) else m0,
          [a0] if not isinstance(a0, list) else a0, t, opt, 1)
-    call("_core.ode.dense_evaluate", O.dense_evaluate, t, t)
+    call("_core.ode.dense_evaluate", core_ode.dense_evaluate, t, t)
 
 
 @FUZZ

@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 
 import fastslow as fs
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
 from conftest import TIME_SCALE
 from conftest import clean_env as _clean_env
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_blas_from_the_wheel_without_ld_library_path():
@@ -31,7 +29,7 @@ def test_blas_from_the_wheel_without_ld_library_path():
                          cwd="/")
     lines = out.stdout.split()
     assert lines[-1] == "True"
-    assert any("scipy_openblas32" in l and "libscipy_openblas" in l for l in lines), out.stdout
+    assert any("scipy_openblas32" in line and "libscipy_openblas" in line for line in lines), out.stdout
 
 
 def test_version_and_stubs():

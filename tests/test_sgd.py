@@ -383,7 +383,7 @@ def test_concurrent_runs_in_threads_equal_serial_runs():
     serial = [run(s, 2) for s in range(4)]
     for workers, threads in ((2, 1), (3, 2)):
         with cf.ThreadPoolExecutor(workers) as ex:
-            par = list(ex.map(lambda s: run(s, threads), range(4)))
+            par = list(ex.map(lambda s, threads=threads: run(s, threads), range(4)))
         for a, b in zip(serial, par):
             np.testing.assert_array_equal(a, b)
 

@@ -8,7 +8,6 @@ limit ODE at the same times. The shaded band is the spread of the neurons' align
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 import fastslow as fs
 

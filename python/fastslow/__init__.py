@@ -83,9 +83,11 @@ sys.modules[__name__].__class__ = _Package
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .analysis import (AsymptoticLaw, Branch, Classification, CriticalManifold, Equilibrium, Fold,
-                           ManifoldStructure, PhaseDiagram, SlowFlowEvent, Thresholds, asymptotic_law, classify,
-                           classify_batch, critical_manifold, equilibria, manifold_structure, phase_diagram,
-                           solve_slow_flow)
+                           ManifoldStructure, PhaseDiagram, SlowFlowEvent, Thresholds, asymptotic_law,
+                           classify_batch, critical_manifold, manifold_structure, phase_diagram, solve_slow_flow)
+    # from their modules: in fastslow.analysis these two names are also submodules
+    from .analysis.classify import classify
+    from .analysis.equilibria import equilibria
     from .checkpoint import load_checkpoint
     from .config import Config, ConfigError, example_config, load_config, parse_config
     from .experiment import RunResult, load, run

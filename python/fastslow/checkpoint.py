@@ -44,9 +44,10 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, np.ndarray], st
     fd, tmp = tempfile.mkstemp(prefix=".fastslow-ckpt-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in state.items()}, step=np.int64(step),
-                     signature=np.array(json.dumps(dict(signature))),
-                     **{f"rec_{k}": np.asarray(records[k]) for k in RECORD_COLUMNS})
+            # Any: else mypy matches the unpacked arrays against savez's allow_pickle: bool
+            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in state.items()}
+            columns: dict[str, Any] = {f"rec_{k}": np.asarray(records[k]) for k in RECORD_COLUMNS}
+            np.savez(fh, **arrays, step=np.int64(step), signature=np.array(json.dumps(dict(signature))), **columns)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

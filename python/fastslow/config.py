@@ -9,6 +9,7 @@ commented example (``fastslow config --example``).
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -39,7 +40,7 @@ def _field(path: str) -> Any:
     p = P.PARAMS[path]
     meta = {"param": p}
     if isinstance(p.default, (list, dict)):
-        return field(default_factory=lambda d=p.default: copy.deepcopy(d), metadata=meta)
+        return field(default_factory=functools.partial(copy.deepcopy, p.default), metadata=meta)
     return field(default=p.default, metadata=meta)
 
 
@@ -192,7 +193,9 @@ def _build(cls: type, data: Any, path: str, depth: int = 0) -> Any:
         if name not in data:
             continue
         if "section" in f.metadata:
-            kw[name] = _build(f.default_factory().__class__, data[name], p, depth + 1)  # type: ignore[misc]
+            section = f.default_factory  # a section's default is a dataclass of its own
+            assert callable(section), name
+            kw[name] = _build(section().__class__, data[name], p, depth + 1)
         else:
             try:
                 kw[name] = f.metadata["param"].check(data[name], p)

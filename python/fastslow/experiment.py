@@ -87,7 +87,7 @@ class RunResult:
     def seeds(self) -> list[int]:
         return self.sgd.seeds if self.sgd is not None else []
 
-    def replace(self, **changes: Any) -> "RunResult":
+    def replace(self, **changes: Any) -> RunResult:
         import dataclasses
 
         return dataclasses.replace(self, **changes)
@@ -125,7 +125,8 @@ class RunResult:
         doc, arrays = _describe(self)
         text = json.dumps(doc, indent=1, allow_nan=False)
         buf = io.BytesIO()
-        np.savez(buf, __run__=np.array(text), **{_npz_key(k): v for k, v in arrays.items()})
+        named: dict[str, Any] = {_npz_key(k): v for k, v in arrays.items()}  # Any: savez's allow_pickle is no array
+        np.savez(buf, __run__=np.array(text), **named)
         payload = buf.getvalue()
         _atomic_write(d / DATA_NPZ, payload)
         copy = json.dumps({**doc, "data_sha256": hashlib.sha256(payload).hexdigest(),
@@ -278,8 +279,9 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
             parts["fenichel"] = fenichel_deviation(model, a0=a0, m0=m0)
         ph = cfg.analysis.phase
         if ph.enabled:
-            xv = np.linspace(*ph.x_range, ph.x_num)
-            yv = np.geomspace(*ph.y_range, ph.y_num) if ph.y_log else np.linspace(*ph.y_range, ph.y_num)
+            (x0, x1), (y0, y1) = ph.x_range, ph.y_range  # [start, stop], validated
+            xv = np.linspace(x0, x1, ph.x_num)
+            yv = np.geomspace(y0, y1, ph.y_num) if ph.y_log else np.linspace(y0, y1, ph.y_num)
             parts["phase"] = an.phase_diagram(model, (ph.x, xv), (ph.y, yv), a0=a0, m0=m0, t_max=ph.t_max)
         T["analysis"] = time.perf_counter() - start
     return RunResult(config=cfg, ode=ode, timings=T, machine=_machine(), **parts)

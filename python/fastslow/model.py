@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +36,7 @@ DEFAULT_TAIL_TOL = 1e-12
 ZERO_TOL = 1e-14
 _NONSMOOTH = {"relu"}
 
-Spec = Union[str, Mapping[Any, Any], Sequence[float], Callable[[np.ndarray], np.ndarray]]
+Spec = str | Mapping[Any, Any] | Sequence[float] | Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,13 @@ class HermiteSeries:
     quadrature_error: float
     description: str
 
+    def __repr__(self) -> str:
+        c = self.coefficients
+        big = np.argsort(-np.abs(c))[:3]
+        lead = ", ".join(f"s{int(k)} = {c[k]:.4g}" for k in sorted(big) if c[k] != 0)
+        return (f"HermiteSeries({self.description!r}: order {self.order}, tail {self.tail:.1e}, {self.source}; "
+                f"largest: {lead or 'all zero'})")
+
 
 def _as_float_array(values: Any, field: str) -> np.ndarray:
     arr = real_array(values, field)  # a ValueError naming the field for complex or non-numeric input
@@ -90,7 +97,7 @@ def _truncate(coef: np.ndarray, second_moment: float, tol: float) -> tuple[np.nd
     return coef[: K + 1].copy(), float(tail_after[K])
 
 
-def _evaluate(func: Callable[[np.ndarray], Any], x: np.ndarray, field: str) -> np.ndarray:
+def _evaluate(func: Callable[[Any], Any], x: np.ndarray, field: str) -> np.ndarray:
     """``func`` at the nodes ``x``, vectorised if it can be, else point by point; complex values are
     refused (casting would drop their imaginary parts with only a warning)."""
     try:
@@ -178,8 +185,10 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
                              "a dict of Hermite coefficients, or a callable")
         closed = _core.hermite.closed_form_coefficients(name, max_order)
         if closed is not None:
-            m2 = _core.hermite.closed_form_second_moment(name)
-            coef, source = closed, "closed form"
+            m2_closed = _core.hermite.closed_form_second_moment(name)
+            if m2_closed is None:  # the core has both for the same names
+                raise RuntimeError(f"{field}: {name!r} has closed-form coefficients but no closed-form second moment")
+            m2, coef, source = m2_closed, closed, "closed form"
         else:
             coef, m2, qerr, n = _quadrature(lambda z: _core.hermite.activation(name, z), max_order, field)
             coef = np.where(np.abs(coef) < ZERO_TOL, 0.0, coef)
@@ -238,7 +247,7 @@ def _hermite_series(spec: Spec, *, field: str, centred: bool, max_order: int, to
     return HermiteSeries(coef, coef.size - 1, tail, source, qerr, description)
 
 
-def as_model(x: Any, name: str = "model") -> "Model":
+def as_model(x: Any, name: str = "model") -> Model:
     """``x`` if it is a :class:`Model`, else a ``TypeError`` naming ``name`` (the one check of the
     model argument that every entry point uses)."""
     if not isinstance(x, Model):
@@ -275,7 +284,7 @@ class Model:
         Their orders, tails and how they were computed.
     """
 
-    def __init__(self, activation: Spec = "tanh", target: Spec = None, lr_w: float = 1.0, lr_a: float = 0.01,
+    def __init__(self, activation: Spec = "tanh", target: Spec | None = None, lr_w: float = 1.0, lr_a: float = 0.01,
                  noise: float = 0.0, *, centred: bool = False, max_order: int = DEFAULT_MAX_ORDER,
                  tol: float = DEFAULT_TAIL_TOL) -> None:
         if target is None:
@@ -289,7 +298,7 @@ class Model:
         self.activation_series = hermite_series(activation, field="activation", centred=self.centred,
                                                 max_order=max_order, tol=tol)
         self.target_series = hermite_series(target, field="target", max_order=max_order, tol=tol)
-        self._spec = {"activation": activation, "target": target, "max_order": max_order, "tol": tol}
+        self._spec: dict[str, Any] = {"activation": activation, "target": target, "max_order": max_order, "tol": tol}
         extra = 0.5 * self.target_series.tail + 0.5 * self.noise
         self._core = _core.model.LimitModel(self.s, self.c, self.lr_w, self.lr_a, extra)
 
@@ -310,7 +319,7 @@ class Model:
         return self.lr_a / self.lr_w
 
     @property
-    def core(self) -> "_core.model.LimitModel":
+    def core(self) -> _core.model.LimitModel:
         """The C++ model (for the integrator)."""
         return self._core
 
@@ -344,7 +353,7 @@ class Model:
         act, tgt = self.simulator_spec()
         return make(act, "activation"), make(tgt, "target")
 
-    def replace(self, **changes: Any) -> "Model":
+    def replace(self, **changes: Any) -> Model:
         """A copy with some constructor arguments changed (``lr_a=...``, ``target=...``)."""
         kw = dict(activation=self._spec["activation"], target=self._spec["target"], lr_w=self.lr_w,
                   lr_a=self.lr_a, noise=self.noise, centred=self.centred, max_order=self._spec["max_order"],

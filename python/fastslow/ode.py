@@ -226,6 +226,7 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
         (``m.shape == batch_shape + t_eval.shape``); ``stats`` as for :func:`solve_ode` plus ``a0``
         and ``m0``, per trajectory.
     """
+    model_list: list[Model] | None
     if isinstance(models, Model):
         model_list = [models]
     else:
@@ -242,12 +243,6 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     t = V.times(t_eval)
     opt = _settings(rtol, atol, method, max_steps, first_step, max_step, half_fraction)
     arrays = [V.real_array(a0, "a0"), V.real_array(m0, "m0")]
-    pa = lookup("a0")
-    if np.any((arrays[0] < pa.lo) | (arrays[0] > pa.hi)):
-        bad = float(arrays[0].ravel()[np.flatnonzero((arrays[0].ravel() < pa.lo) | (arrays[0].ravel() > pa.hi))[0]])
-        raise ValueError(f"a0: every value must be{V.allowed(pa.lo, pa.hi)}, got {bad!r}")
-    if np.any(np.abs(arrays[1]) >= 1):
-        raise ValueError("m0: the initial alignment must satisfy |m0| < 1 (the poles m = +-1 are invariant)")
     model_index = np.arange(len(model_list))
     if len(model_list) > 1:
         arrays.append(model_index)
@@ -263,6 +258,14 @@ def solve_ode_batch(models: Model | Sequence[Model], t_eval: Any, *, a0: Any, m0
     need = batch_memory_estimate(n, t.size, nthreads)
     hint = "fewer trajectories or save times (or several calls)"
     check_memory(need, "a0, m0, t_eval", f"{n:,} trajectories x {t.size:,} save times", hint=hint)
+    # the values are checked once the sizes are known to fit (a broadcast view of 1e10 values
+    # would otherwise make 10 GB temporaries here)
+    pa = lookup("a0")
+    if np.any((arrays[0] < pa.lo) | (arrays[0] > pa.hi)):
+        bad = float(arrays[0].ravel()[np.flatnonzero((arrays[0].ravel() < pa.lo) | (arrays[0].ravel() > pa.hi))[0]])
+        raise ValueError(f"a0: every value must be{V.allowed(pa.lo, pa.hi)}, got {bad!r}")
+    if np.any(np.abs(arrays[1]) >= 1):
+        raise ValueError("m0: the initial alignment must satisfy |m0| < 1 (the poles m = +-1 are invariant)")
     a0_b = np.ascontiguousarray(np.broadcast_to(arrays[0], bshape).ravel())
     m0_b = np.ascontiguousarray(np.broadcast_to(arrays[1], bshape).ravel())
     if len(model_list) > 1:

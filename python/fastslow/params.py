@@ -384,6 +384,7 @@ def model_changes(model: Any, changes: Mapping[Param, Any]) -> Any:
         if p.section != "model":
             raise ValueError(f"{p.name}: does not apply to a model (it is a setting of {p.section})")
         if p.series is not None:
+            assert p.order is not None, p.path  # a coefficient has both its series and its order
             coef[p.series][p.order] = float(v)
         elif p.path == "model.eps":
             eps = float(v)

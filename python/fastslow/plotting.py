@@ -6,7 +6,8 @@ Colours are the Okabe-Ito palette (safe for colour-blind readers); time and powe
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 from scipy.integrate import solve_ivp
+
+#: A function of an array of pre-activations, elementwise (an activation, a target, a derivative).
+_Fn = Callable[[np.ndarray], np.ndarray]
 
 __all__ = [
     "hermite_values", "quadrature_coefficients", "relu_coefficients", "erf_coefficients",
@@ -89,7 +94,8 @@ def _pad(s: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return sp, cp, np.arange(K)
 
 
-def _terms(s, c, m, a):
+def _terms(s: npt.ArrayLike, c: npt.ArrayLike, m: npt.ArrayLike,
+           a: npt.ArrayLike) -> tuple[np.ndarray, ...]:
     """Per-order terms: ``P_k = s_k m^k`` and its first two m-derivatives, residuals ``a P_k - c_k``."""
     sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
     m = np.asarray(m, float)[..., None]
@@ -100,19 +106,20 @@ def _terms(s, c, m, a):
     return a, P, dP, d2P, a * P - cp
 
 
-def loss(s, c, m, a, extra: float = 0.0):
+def loss(s: npt.ArrayLike, c: npt.ArrayLike, m: npt.ArrayLike, a: npt.ArrayLike,
+         extra: float = 0.0) -> Any:
     """``L = 1/2 sum_k (a s_k m^k - c_k)^2 + extra``."""
     r = _terms(s, c, m, a)[-1]
     return 0.5 * np.sum(r**2, axis=-1) + extra
 
 
-def grad(s, c, m, a):
+def grad(s: npt.ArrayLike, c: npt.ArrayLike, m: npt.ArrayLike, a: npt.ArrayLike) -> np.ndarray:
     """``(dL/dm, dL/da)`` stacked on the last axis."""
     a, P, dP, _, r = _terms(s, c, m, a)
     return np.stack([np.sum(a * dP * r, -1), np.sum(P * r, -1)], -1)
 
 
-def hessian(s, c, m, a):
+def hessian(s: npt.ArrayLike, c: npt.ArrayLike, m: npt.ArrayLike, a: npt.ArrayLike) -> np.ndarray:
     """``[[L_mm, L_ma], [L_ma, L_aa]]`` on the last two axes."""
     a, P, dP, d2P, r = _terms(s, c, m, a)
     Lmm = np.sum(a * d2P * r + a * a * dP * dP, -1)
@@ -133,7 +140,7 @@ class LimitRHS:
     ``np.power`` and one small matrix-vector product.
     """
 
-    def __init__(self, s, c, lr_w: float, lr_a: float) -> None:
+    def __init__(self, s: npt.ArrayLike, c: npt.ArrayLike, lr_w: float, lr_a: float) -> None:
         sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
         K = len(sp) - 1
         e = np.arange(2 * K + 1, dtype=float)
@@ -172,8 +179,9 @@ class LimitRHS:
                          [-self.lr_a * Lma * sech2, -self.lr_a * A]])
 
 
-def solve_ode(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-11, atol: float = 1e-13,
-              method: str = "Radau", use_jac: bool = True):
+def solve_ode(s: npt.ArrayLike, c: npt.ArrayLike, lr_w: float, lr_a: float, a0: float, m0: float,
+              t_eval: npt.ArrayLike, *, rtol: float = 1e-11, atol: float = 1e-13, method: str = "Radau",
+              use_jac: bool = True) -> tuple[np.ndarray, np.ndarray, Any]:
     """Integrate in ``v = artanh m`` with SciPy's ``solve_ivp``; returns ``(m, a, result)``."""
     rhs = LimitRHS(s, c, lr_w, lr_a)
     t_eval = np.asarray(t_eval, float)
@@ -185,15 +193,16 @@ def solve_ode(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-11, atol: fl
     return np.tanh(res.y[0]), res.y[1], res
 
 
-def solve_ode_m_direct(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-8, atol: float = 1e-10,
-                       method: str = "Radau"):
+def solve_ode_m_direct(s: npt.ArrayLike, c: npt.ArrayLike, lr_w: float, lr_a: float, a0: float, m0: float,
+                       t_eval: npt.ArrayLike, *, rtol: float = 1e-8, atol: float = 1e-10,
+                       method: str = "Radau") -> Any:
     """The naive formulation: integrate ``m`` itself, ``dm/dt = -lr_w (1 - m^2) dL/dm``.
 
     Kept to show why fastslow integrates in ``v``: steps can overshoot ``|m| = 1``.
     """
     sp, cp, _ = _pad(np.asarray(s, float), np.asarray(c, float))
 
-    def f(t, y):
+    def f(t: float, y: np.ndarray) -> list[Any]:
         m, a = y
         g = grad(sp, cp, m, a)
         return [-lr_w * (1 - m * m) * g[0], -lr_a * g[1]]
@@ -206,7 +215,7 @@ def solve_ode_m_direct(s, c, lr_w, lr_a, a0, m0, t_eval, *, rtol: float = 1e-8, 
 # ---------------------------------------------------------------------------------------------
 # The finite network and one SGD step
 # ---------------------------------------------------------------------------------------------
-def named_function(name: str):
+def named_function(name: str) -> tuple[_Fn, _Fn]:
     """``(sigma, sigma')`` of a named activation, from NumPy/SciPy (not from the core)."""
     from scipy.special import erf, erfc, expit
 
@@ -224,15 +233,15 @@ def named_function(name: str):
     return table[name]
 
 
-def hermite_function(coef):
+def hermite_function(coef: npt.ArrayLike) -> tuple[_Fn, _Fn]:
     """``(f, f')`` of the series ``sum_k coef_k h_k``."""
     coef = np.asarray(coef, float)
     K = coef.size - 1
 
-    def f(u):
+    def f(u: np.ndarray) -> np.ndarray:
         return np.tensordot(coef, hermite_values(u, K), axes=(0, 0))
 
-    def df(u):
+    def df(u: np.ndarray) -> np.ndarray:
         if K == 0:
             return np.zeros_like(np.asarray(u, float))
         h = hermite_values(u, K - 1)
@@ -241,7 +250,9 @@ def hermite_function(coef):
     return f, df
 
 
-def sgd_step(W, a, theta, X, xi, act, target, lr_w, lr_a, dt, noise):
+def sgd_step(W: npt.ArrayLike, a: npt.ArrayLike, theta: np.ndarray, X: npt.ArrayLike, xi: npt.ArrayLike,
+             act: tuple[_Fn, _Fn], target: tuple[_Fn, _Fn], lr_w: float, lr_a: float, dt: float,
+             noise: float) -> tuple[np.ndarray, np.ndarray, Any]:
     """One large-batch SGD step of theory page section 1 on a given batch, in float64.
 
     ``act`` and ``target`` are ``(f, f')`` pairs. Returns ``(W_new, a_new, batch_loss)``.
@@ -262,7 +273,8 @@ def sgd_step(W, a, theta, X, xi, act, target, lr_w, lr_a, dt, noise):
     return W_new, a - lr_a * dt * grad_a, 0.5 * np.mean(r**2)
 
 
-def batch_loss(W, a, theta, X, xi, act, target, noise):
+def batch_loss(W: np.ndarray, a: np.ndarray, theta: np.ndarray, X: np.ndarray, xi: npt.ArrayLike,
+               act: tuple[_Fn, _Fn], target: tuple[_Fn, _Fn], noise: float) -> Any:
     """``mean_b (f(x_b) - y_b)^2 / 2`` with ``f = (1/n) sum_i a_i sigma(w_i . x)`` (no normalisation)."""
     n = W.shape[0]
     f = act[0](X @ W.T) @ a / n
@@ -270,7 +282,8 @@ def batch_loss(W, a, theta, X, xi, act, target, noise):
     return 0.5 * np.mean((f - y) ** 2)
 
 
-def population_loss_mc(W, a, theta, act, target, noise, samples: int = 200_000, seed: int = 0):
+def population_loss_mc(W: np.ndarray, a: np.ndarray, theta: np.ndarray, act: tuple[_Fn, _Fn],
+                       target: tuple[_Fn, _Fn], noise: float, samples: int = 200_000, seed: int = 0) -> tuple[float, float]:
     """Monte-Carlo estimate of the population loss and its standard error."""
     rng = np.random.default_rng(seed)
     d = W.shape[1]

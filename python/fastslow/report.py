@@ -10,7 +10,8 @@ import base64
 import html
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 __all__ = ["FIGURE_INFO", "summary_rows", "equilibrium_rows", "config_toml", "write_report"]
 

@@ -184,7 +184,7 @@ class Trajectory:
     @classmethod
     def _trusted(cls, level: str, t: np.ndarray, m: np.ndarray, a: np.ndarray, loss: np.ndarray, status: Any,
                  message: Any, series: dict[str, np.ndarray], stats: dict[str, Any], params: dict[str, Any],
-                 sol: Any = None) -> "Trajectory":
+                 sol: Any = None) -> Trajectory:
         """A single trajectory from arrays the core made (float64, of matching shapes): the checks
         of the constructor skipped, for the per-call cost of the hot paths (``solve_ode``)."""
         obj = object.__new__(cls)
@@ -219,7 +219,7 @@ class Trajectory:
             raise TypeError("a single trajectory has no len(); see .t.size for its save times")
         return self.batch_shape[0]
 
-    def __getitem__(self, index: Any) -> "Trajectory":
+    def __getitem__(self, index: Any) -> Trajectory:
         """A sub-batch or one trajectory of a batch (``batch[3]``, ``batch[:, 0]``)."""
         if not self.batch_shape:
             raise TypeError("a single trajectory cannot be indexed; index its arrays (traj.m[k])")
@@ -304,7 +304,7 @@ class Trajectory:
                 **({} if self.particle_weights is None else {"particle_weights": self.particle_weights})}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Trajectory":
+    def from_dict(cls, d: Mapping[str, Any]) -> Trajectory:
         """The trajectory :meth:`to_dict` described (events come back as dicts)."""
         return cls(level=str(d["level"]), t=d["t"], m=d["m"], a=d["a"], loss=d["loss"], status=d["status"],
                    message=d["message"], series=d.get("series", {}), stats=d.get("stats", {}),
@@ -313,8 +313,8 @@ class Trajectory:
                    particles=d.get("particles", {}), particle_weights=d.get("particle_weights"))
 
     @classmethod
-    def stack(cls, trajectories: Sequence["Trajectory"], dim: str = "batch_0",
-              coord: Any = None) -> "Trajectory":
+    def stack(cls, trajectories: Sequence[Trajectory], dim: str = "batch_0",
+              coord: Any = None) -> Trajectory:
         """Single trajectories of one level on the same save times, as a batch along ``dim``
         (``coord``: its coordinate values, e.g. the seeds)."""
         trs = list(trajectories)

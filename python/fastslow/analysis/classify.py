@@ -58,7 +58,7 @@ class Thresholds:
         return {"settle_tol": self.settle_tol, "m_tol": self.m_tol, "slope_tol": self.slope_tol}
 
     @classmethod
-    def check(cls, thresholds: Any) -> "Thresholds":
+    def check(cls, thresholds: Any) -> Thresholds:
         """``thresholds`` if a :class:`Thresholds`, the defaults for None, else a ``TypeError``."""
         if thresholds is None:
             return DEFAULT_THRESHOLDS
@@ -250,9 +250,9 @@ def classify_batch(models: Model | Sequence[Model], *, a0: Any, m0: Any = 0.0, t
     bt = solve_ode_batch(models, t_eval, a0=a0, m0=m0, rtol=rtol, threads=threads)
     c = classify_trajectory(bt, th)
     if c.shape == ():  # scalar a0, m0 and one model: 0-d arrays, the broadcast shape ()
-        return Classification(**{k: np.asarray(getattr(c, k)) for k in ("outcome", "exponent", "m_final", "a_final",
-                                                                          "m_peak", "t_peak", "t_half")},
-                              t_max=c.t_max, thresholds=th)
+        names = ("outcome", "exponent", "m_final", "a_final", "m_peak", "t_peak", "t_half")
+        arrays: dict[str, Any] = {k: np.asarray(getattr(c, k)) for k in names}  # Any: the fields are not all arrays
+        return Classification(**arrays, t_max=c.t_max, thresholds=th)
     return c
 
 

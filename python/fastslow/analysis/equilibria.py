@@ -119,7 +119,7 @@ def _make(model: Model, m: float, a: float, kind: str) -> Equilibrium:
                        gradient=(float(fm), float(fa)))
 
 
-_EQUILIBRIA: "WeakKeyDictionary[Model, tuple[Equilibrium, ...]]" = WeakKeyDictionary()
+_EQUILIBRIA: WeakKeyDictionary[Model, tuple[Equilibrium, ...]] = WeakKeyDictionary()
 
 
 def equilibria(model: Model) -> tuple[Equilibrium, ...]:

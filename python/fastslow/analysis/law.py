@@ -92,6 +92,7 @@ class AsymptoticLaw:
         t_arr = V.real_array(t, "t")
         a0 = P.lookup("a0").check(a0, "a0")
         if self.verdict == "unlearning":
+            assert self.power is not None  # an unlearning law has its power
             q1 = self.power + 1
             sign = 1.0 if a0 >= 0 else -1.0
             return sign * (abs(a0) ** q1 + q1 * self.D * self.lr_a * t_arr) ** (1.0 / q1)
@@ -154,6 +155,7 @@ class AsymptoticLaw:
         what = f"{self.kind} term{'s' if self.kind == 'cross+self' else ''} of order {self.order}"
         limit = (f"; a -> {self.a_limit:.4g}, m -> {self.m_limit:.4g}" if math.isfinite(self.a_limit) else "")
         if self.verdict == "unlearning":
+            assert self.power is not None  # an unlearning law has its power
             body = f"{what}, a ~ t^(1/{self.power + 1}), D = {self.D:.4g}, mu = {self.mu:.4g}"
         elif self.verdict == "learning":
             body = f"{what}, D = {self.D:.4g} < 0, mu = {self.mu:.4g}{limit}"

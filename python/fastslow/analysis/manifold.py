@@ -153,8 +153,8 @@ class ManifoldStructure:
         return f"ManifoldStructure({_summary(self.branches, self.folds)})"
 
 
-_STRUCTURES: "WeakKeyDictionary[Model, ManifoldStructure]" = WeakKeyDictionary()
-_END_SERIES: "WeakKeyDictionary[Model, dict[tuple[int, float, float], tuple[float, float, np.ndarray]]]" = \
+_STRUCTURES: WeakKeyDictionary[Model, ManifoldStructure] = WeakKeyDictionary()
+_END_SERIES: WeakKeyDictionary[Model, dict[tuple[int, float, float], tuple[float, float, np.ndarray]]] = \
     WeakKeyDictionary()
 
 

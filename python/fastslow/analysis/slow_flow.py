@@ -176,12 +176,14 @@ def solve_slow_flow(model: Model, t_eval: Any, *, a0: float, m0: float = 0.0, ju
         guess = [m_start]
         interior = bid < nb and st.branches[bid].kind == "interior"
 
-        def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        # this iteration's branch and guess bound (the solver calls these only within the iteration)
+        def rhs(_t: float, y: np.ndarray, *, bid: int = bid, guess: list[float] = guess) -> np.ndarray:
             m = m_of(bid, float(y[0]), guess[0])
             guess[0] = m
             return np.array([-lr_a * float(model.grad(m, y[0])[1])])
 
-        def jac(_t: float, y: np.ndarray) -> np.ndarray:
+        def jac(_t: float, y: np.ndarray, *, bid: int = bid, guess: list[float] = guess,
+                interior: bool = interior) -> np.ndarray:
             H = model.hessian(m_of(bid, float(y[0]), guess[0]), y[0])
             if interior and H[0, 0] != 0:
                 return np.array([[-lr_a * (H[1, 1] - H[0, 1] ** 2 / H[0, 0])]])

@@ -14,15 +14,20 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from .spec import SweepError, SweepSpec
 from .tasks import Task, save_times
 from .variables import DESCRIPTIONS, kinds_for, variables_for
 
 __all__ = ["Results", "open_sweep"]
+
+#: The in-memory dtype of each stored dtype of a result variable.
+_MEMORY_DTYPE: dict[str, npt.DTypeLike] = {"f8": float, "i4": np.int32, "str": "U1"}
 
 
 def _wide_enough(target: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -49,7 +54,7 @@ class Results:
         if a is None:
             v = self.vars[name]
             shape = (self.spec.n_cells,) + ((self._extra[v.extra],) if v.extra else ())
-            a = self.arrays[name] = np.full(shape, v.fill, dtype={"f8": float, "i4": np.int32, "str": "U1"}[v.dtype])
+            a = self.arrays[name] = np.full(shape, v.fill, dtype=_MEMORY_DTYPE[v.dtype])
         return a
 
     def _put(self, name: str, rows: slice | np.ndarray, values: np.ndarray) -> None:
@@ -122,10 +127,10 @@ class Results:
                 err = _wide_enough(err, np.array(joined))
                 err[idx] = joined
         data: dict[str, Any] = {}
-        for name, v in self.vars.items():
-            a = self._array(name)
-            data[name] = (dims + ((v.extra,) if v.extra else ()), (a.copy() if a.dtype.kind == "U" else a).reshape(
-                shape + a.shape[1:]))
+        for name, var in self.vars.items():
+            arr = self._array(name)
+            data[name] = (dims + ((var.extra,) if var.extra else ()),
+                          (arr.copy() if arr.dtype.kind == "U" else arr).reshape(shape + arr.shape[1:]))
         data["error"] = (dims, err.reshape(shape))
         data["done"] = (dims, self.cell_done.reshape(shape))
         if "ode" in spec.compute:

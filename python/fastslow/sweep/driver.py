@@ -7,7 +7,8 @@ import json
 import os
 import time
 import warnings
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .._runtime import check_memory
 from .dataset import Results, warn_problems
@@ -184,7 +185,7 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
     finally:
         if cluster is not None and failed:
             close_quickly(cl, cluster)  # Ctrl-C: within a second
-        elif opened:
+        elif opened and cl is not None:
             with contextlib.suppress(Exception):
                 cl.close()
                 if cluster is not None:

@@ -37,7 +37,8 @@ import signal
 import threading
 import time
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class SigintGuard:
             self.pending = False
             raise KeyboardInterrupt
 
-    def __enter__(self) -> "SigintGuard":
+    def __enter__(self) -> SigintGuard:
         if self.active:
             signal.signal(signal.SIGINT, self._handler)
         return self
@@ -133,7 +134,7 @@ class PipelineLock:
     def end_task(self) -> None:  # also after an error before any C++ call
         self._done_preparing()
 
-    def __enter__(self) -> "PipelineLock":
+    def __enter__(self) -> PipelineLock:
         self._compute.acquire()
         self._done_preparing()  # the next task may start preparing
         return self

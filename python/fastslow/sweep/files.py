@@ -9,7 +9,8 @@ import os
 import stat
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .layout import Unreadable
 from .spec import SweepError

@@ -54,8 +54,8 @@ STORE_FORMAT = "fastslow sweep store (zarr v3)"
 STORE_VERSION = 1
 
 _ZARR_DTYPE = {"f8": "float64", "i4": "int32", "i8": "int64", "bool": "bool", "str": "string"}
-_NP_DTYPE = {"f8": np.dtype("<f8"), "i4": np.dtype("<i4"), "i8": np.dtype("<i8"), "bool": np.dtype("?"),
-             "str": np.dtype(object)}
+_NP_DTYPE: dict[str, np.dtype] = {"f8": np.dtype("<f8"), "i4": np.dtype("<i4"), "i8": np.dtype("<i8"),
+                                  "bool": np.dtype("?"), "str": np.dtype(object)}
 
 
 class Unreadable(Exception):
@@ -196,12 +196,12 @@ def layout(spec: SweepSpec) -> Layout:
         coord_data["record"] = np.arange(record, dtype=np.int64)
         arrays["record"] = ArrayLayout("record", (record,), (record,), "i8", 0, ("record",))
     coords_attr = {"coordinates": " ".join(field_coords)} if field_coords else {}
-    for v in variables_for(spec.compute):
-        block = spec.block if v.kind == "ode" else (1,) * len(shape)
-        extra = (t.size,) if v.extra == "t" else (record,) if v.extra == "record" else ()
-        arrays[v.name] = ArrayLayout(v.name, shape + extra, block + extra, v.dtype, v.fill,
-                                     dims + ((v.extra,) if v.extra else ()),
-                                     {"description": DESCRIPTIONS[v.name], **coords_attr}, v.kind)
+    for var in variables_for(spec.compute):
+        block = spec.block if var.kind == "ode" else (1,) * len(shape)
+        extra = (t.size,) if var.extra == "t" else (record,) if var.extra == "record" else ()
+        arrays[var.name] = ArrayLayout(var.name, shape + extra, block + extra, var.dtype, var.fill,
+                                       dims + ((var.extra,) if var.extra else ()),
+                                       {"description": DESCRIPTIONS[var.name], **coords_attr}, var.kind)
     attrs = {"title": "fastslow sweep", "store_format": STORE_FORMAT, "store_version": STORE_VERSION,
              "fingerprint": spec.fingerprint, "spec": spec.json, "compute": ",".join(spec.compute)}
     docs = {name: a.metadata() for name, a in arrays.items()}
@@ -242,12 +242,12 @@ def _checked_class() -> type:
     from zarr.core.buffer import default_buffer_prototype
     from zarr.storage import WrapperStore
 
-    class CheckedStore(WrapperStore):  # type: ignore[misc, type-arg]
+    class CheckedStore(WrapperStore):
         def __init__(self, store: Any, files: Any, lay: Layout, problems: dict[str, str]) -> None:
             super().__init__(store)
             self._files, self._lay, self._problems = files, lay, problems
 
-        def _with_store(self, store: Any) -> "CheckedStore":
+        def _with_store(self, store: Any) -> CheckedStore:
             return CheckedStore(store, self._files, self._lay, self._problems)
 
         async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:

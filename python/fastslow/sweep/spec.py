@@ -27,7 +27,8 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -119,13 +120,13 @@ def _range_values(where: str, r: Mapping[str, Any], kind: str) -> list[Any]:
         span = (stop - start) / step
         if span < 0:
             raise SweepError(f"{where}.step: {step!r} goes away from stop ({start!r} -> {stop!r}); use {-step!r}")
-        k = round(span)
-        if abs(span - k) > 1e-9 * max(1.0, abs(span)):
+        n_steps = round(span)
+        if abs(span - n_steps) > 1e-9 * max(1.0, abs(span)):
             raise SweepError(f"{where}.step: (stop - start) / step = {span:g} is not a whole number, so the range "
                              f"would not end at stop = {stop!r}")
-        if k + 1 > _MAX_AXIS:
-            raise SweepError(f"{where}: {k + 1} values; at most {_MAX_AXIS:,}")
-        vals = start + step * np.arange(k + 1)
+        if n_steps + 1 > _MAX_AXIS:
+            raise SweepError(f"{where}: {n_steps + 1} values; at most {_MAX_AXIS:,}")
+        vals = start + step * np.arange(n_steps + 1)
         vals[-1] = stop
     else:
         num = r["num"]
@@ -330,7 +331,7 @@ class SweepSpec:
 
     @classmethod
     def create(cls, base: Config | Mapping[str, Any] | None = None, axes: Mapping[str, Any] | None = None, *,
-               compute: str | Sequence[str] = ("ode", "analysis"), chunk: int | None = None) -> "SweepSpec":
+               compute: str | Sequence[str] = ("ode", "analysis"), chunk: int | None = None) -> SweepSpec:
         """A sweep spec from Python objects.
 
         Parameters
@@ -384,7 +385,7 @@ class SweepSpec:
         return cls(base=cfg, axes=tuple(ax), compute=comp, chunk=int(chunk))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> "SweepSpec":
+    def from_dict(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> SweepSpec:
         """From the parsed TOML of a sweep file: tables ``sweep`` (``compute``, ``chunk``,
         optional ``base_file``), ``base`` and ``axes``."""
         if not isinstance(data, Mapping):
@@ -419,7 +420,7 @@ class SweepSpec:
         return cls.create(base, data["axes"], compute=sw.get("compute", ["ode", "analysis"]), chunk=sw.get("chunk"))
 
     @classmethod
-    def from_record(cls, d: Any) -> "SweepSpec":
+    def from_record(cls, d: Any) -> SweepSpec:
         """The spec :meth:`to_dict` wrote (as a store keeps it), validated again."""
         if not isinstance(d, Mapping) or not {"base", "axes", "compute", "chunk"} <= set(d):
             raise SweepError(f"spec: expected a table with base, axes, compute, chunk, got {str(d)[:80]!r}")

@@ -139,7 +139,7 @@ class SweepStore:
                 os.close(self._lock_fd)
                 self._lock_fd = None
 
-    def __enter__(self) -> "SweepStore":
+    def __enter__(self) -> SweepStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -312,6 +312,8 @@ def read_back(files: Any, spec: SweepSpec, lay: Layout | None = None) -> Content
         name, _, rest = key.rpartition("/c.")
         a = lay.arrays[name]
         coords = tuple(int(c) for c in rest.split("."))[:n_ax]
+        if a.kind is None:  # a coordinate: of no task
+            continue
         task = tasks.get((a.kind, coords))
         if task is None:
             continue
@@ -330,6 +332,7 @@ def read_back(files: Any, spec: SweepSpec, lay: Layout | None = None) -> Content
     arrays: dict[str, np.ndarray] = {}
     for name, v in arrays_nd.items():
         a = lay.arrays[name]
+        assert a.kind is not None  # a result variable of a kind of task
         flat = v.reshape((spec.n_cells,) + v.shape[n_ax:])
         if a.dtype == "str":  # zarr gives numpy's variable-width StringDType (or objects)
             flat = flat.astype(object).astype(str) if flat.size else flat.astype("U1")
@@ -347,7 +350,7 @@ def _chunk_all(mask: np.ndarray, block: tuple[int, ...]) -> np.ndarray:
     pad = tuple((0, g * b - s) for g, b, s in zip(grid, block, mask.shape))
     m = np.pad(mask, pad, constant_values=True)
     shape = [x for g, b in zip(grid, block) for x in (g, b)]
-    return m.reshape(shape).all(axis=tuple(range(1, 2 * len(grid), 2)))
+    return np.asarray(m.reshape(shape).all(axis=tuple(range(1, 2 * len(grid), 2))))
 
 
 def _expand(per_chunk: np.ndarray, block: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -364,6 +367,7 @@ def read_runs(store: Any) -> list[dict[str, Any]]:
     for name in files.names(RUNS):
         if not name.endswith(".json") or name.startswith("."):
             continue
+        doc: Any
         try:
             raw = files.read(f"{RUNS}/{name}", _RUN_MAX)
             doc = json.loads(raw) if raw is not None else None

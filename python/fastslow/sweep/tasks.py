@@ -15,7 +15,8 @@ import contextlib
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -189,10 +190,10 @@ def _groups(spec: SweepSpec, task: Task) -> tuple[list[tuple[dict[params.Param, 
             for p, v in zip(aps[k], spec.axes[k].values):
                 overrides[p] = v[i].item()
         groups.append((overrides, order[bounds[g]:bounds[g + 1]]))
-    init = {}
+    init: dict[str, np.ndarray] = {}
     for k in init_only:
-        for p, v in zip(spec.axes[k].fields, spec.axes[k].values):
-            init[p] = np.asarray(v, dtype=float)[idx[k]]
+        for path, v in zip(spec.axes[k].fields, spec.axes[k].values):
+            init[path] = np.asarray(v, dtype=float)[idx[k]]
     return groups, init
 
 
@@ -248,6 +249,7 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
                              classify_t_max=t_cls if do_an else None, rtol=rtol, atol=atol, threads=threads)
         if do_ode:
             b = lc.ode
+            assert b is not None  # t_eval was given
             _no_interrupt(b.status)
             out["ode_m"][js], out["ode_a"][js], out["ode_loss"][js] = b.m, b.a, b.loss
             out["m_peak"][js], out["t_peak"][js], out["t_half"][js] = b.m_peak, b.t_peak, b.t_half
@@ -274,10 +276,10 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
             by_model: dict[int, list[int]] = {}
             for j in js.tolist():
                 by_model.setdefault(id(models[j]), []).append(j)
-            for members in by_model.values():
-                mj = np.array(members)
+            for same_model in by_model.values():
+                mj = np.array(same_model)
                 try:
-                    solve(mj, models[members[0]], rtol, atol, t_cls)
+                    solve(mj, models[same_model[0]], rtol, atol, t_cls)
                 except CELL_ERRORS as exc:
                     err[mj] = _error_text(exc)
     out["ode_error"] = err
