@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         row[1].set(xlabel="t (ODE time)", ylabel=r"$|a_g|$", title="second layers")
         row[0].legend(fontsize=7)
         # the critical manifold at second layers along the flow
-        for j, tj in enumerate((3e3, 3e4, 1e6)):
+        for tj in (3e3, 3e4, 1e6):
             k = int(np.argmin(np.abs(t - tj)))
             a_k = s.particles["a"][:, k]
             if not np.all(np.isfinite(a_k)):

@@ -75,7 +75,7 @@ class InitialLaw:
             raise ValueError("d: m_dist = 'sphere' needs the input dimension d")
 
     @classmethod
-    def of(cls, law: "InitialLaw | None" = None, **fields: Any) -> "InitialLaw":
+    def of(cls, law: InitialLaw | None = None, **fields: Any) -> InitialLaw:
         """``law`` with ``fields`` replaced (a new law from ``fields`` when ``law`` is None)."""
         base = asdict(law) if law is not None else {}
         base.update({k: v for k, v in fields.items() if v is not None})
@@ -87,6 +87,12 @@ class InitialLaw:
         same_a = (self.a_dist == "constant" or (self.a_dist == "normal" and self.a_sigma == 0.0)
                   or (self.a_dist == "signs" and self.a_positive in (0.0, 1.0)) or self.a0 == 0.0)
         return same_a and self.m_dist == "fixed"
+
+    def _dim(self) -> int:
+        """The input dimension of a law on the sphere (``__post_init__`` requires it there)."""
+        if self.d is None:
+            raise ValueError("d: m_dist = 'sphere' needs the input dimension d")
+        return self.d
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +112,7 @@ class InitialLaw:
         if self.m_dist == "sphere" and n > 1:
             from scipy import special
 
-            al = (self.d - 3) / 2.0
+            al = (self._dim() - 3) / 2.0
             x, w = special.roots_jacobi(n, al, al)
             return x, w / w.sum()
         if self.m_dist == "sphere":
@@ -161,7 +167,8 @@ class InitialLaw:
         if self.m_dist == "sphere":
             # w . theta for w uniform on the sphere: z1 / sqrt(z1^2 + chi2(d - 1))
             z1 = rng.standard_normal(n)
-            rest = rng.chisquare(self.d - 1, n) if self.d > 1 else np.zeros(n)
+            d = self._dim()
+            rest = rng.chisquare(d - 1, n) if d > 1 else np.zeros(n)
             m = z1 / np.sqrt(z1 * z1 + rest)
         else:
             m = np.full(n, self.m0)
@@ -174,7 +181,7 @@ class InitialLaw:
             a = f"a = +-{self.a0:g} ({self.a_positive:g} positive)"
         else:
             a = f"a = {self.a0:g}"
-        m = f"m = {self.m0:g}" if self.m_dist == "fixed" else f"w uniform on S^{self.d - 1}"
+        m = f"m = {self.m0:g}" if self.m_dist == "fixed" else f"w uniform on S^{self._dim() - 1}"
         return f"InitialLaw({a}; {m})"
 
 

@@ -320,7 +320,7 @@ def collective_overlap(W: np.ndarray, theta: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 # The mean-field particle system (dense, for small N)
 # ---------------------------------------------------------------------------------------------
-def _particle_terms(s, c, y, w):
+def _particle_terms(s: Any, c: Any, y: Any, w: Any) -> tuple[np.ndarray, ...]:
     """Dense per-particle, per-order matrices at the state ``y = (v_0, a_0, v_1, a_1, ...)``:
     ``Phi = s_k m^k``, ``Psi = dPhi/dm``, ``Psi2 = d2Phi/dm2`` (shape ``(N, K)``), the residuals
     ``R_k = sum_i w_i a_i Phi_ik - c_k``, and ``m``, ``a``, ``sech^2 v``."""
@@ -336,7 +336,7 @@ def _particle_terms(s, c, y, w):
     return Phi, Psi, Psi2, R, a, sech2
 
 
-def particle_rhs(s, c, lr_w, lr_a, w, y):
+def particle_rhs(s: Any, c: Any, lr_w: float, lr_a: float, w: Any, y: Any) -> np.ndarray:
     """The particle system's right-hand side in ``(v_i, a_i)``: ``dv_i/dt = -lr_w a_i dL_i/dm``,
     ``da_i/dt = -lr_a L_i`` with ``L_i = sum_k s_k m_i^k R_k`` (the loss's gradient per unit weight)."""
     Phi, Psi, _, R, a, _ = _particle_terms(s, c, y, w)
@@ -346,7 +346,7 @@ def particle_rhs(s, c, lr_w, lr_a, w, y):
     return f
 
 
-def particle_jacobian(s, c, lr_w, lr_a, w, y):
+def particle_jacobian(s: Any, c: Any, lr_w: float, lr_a: float, w: Any, y: Any) -> np.ndarray:
     """The dense ``2N x 2N`` Jacobian of :func:`particle_rhs` (product rule written out per entry
     pair: the particle's own derivative at fixed residuals plus the change of the residuals)."""
     w = np.asarray(w, float)
@@ -365,8 +365,8 @@ def particle_jacobian(s, c, lr_w, lr_a, w, y):
     return J
 
 
-def solve_particles(s, c, lr_w, lr_a, a0, m0, weights, t_eval, *, rtol: float = 1e-11, atol: float = 1e-13,
-                    method: str = "Radau"):
+def solve_particles(s: Any, c: Any, lr_w: float, lr_a: float, a0: Any, m0: Any, weights: Any, t_eval: Any, *,
+                    rtol: float = 1e-11, atol: float = 1e-13, method: str = "Radau") -> tuple[np.ndarray, np.ndarray, Any]:
     """Integrate the particle system with SciPy's ``solve_ivp`` (dense Jacobian for the implicit
     methods); returns ``(m, a, result)`` with ``m``, ``a`` of shape ``(N, T)``."""
     a0 = np.atleast_1d(np.asarray(a0, float))

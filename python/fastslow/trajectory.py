@@ -393,7 +393,7 @@ def _g(x: Any) -> str:
     return f"{float(x):.4g}"
 
 
-def _check_particles(tr: "Trajectory", shape: tuple[int, ...], T: int) -> None:
+def _check_particles(tr: Trajectory, shape: tuple[int, ...], T: int) -> None:
     """Validate and freeze ``particles`` (``shape + (N, T)`` each) and ``particle_weights`` (``shape + (N,)``)."""
     set_ = object.__setattr__
     w = tr.particle_weights

@@ -5,5 +5,6 @@ from . import _testing as _testing
 from . import hermite as hermite
 from . import model as model
 from . import ode as ode
+from . import particles as particles
 from . import runtime as runtime
 from . import sgd as sgd

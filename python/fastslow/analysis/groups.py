@@ -246,19 +246,19 @@ def solve_group_slow_flow(model: Model, t_eval: Any, *, a0: Any, m0: Any, weight
     t_now, a_now, m_start = 0.0, a0.copy(), _fast_fibre(tm, w, a0, m0)
     m_now = m_start.copy()
     ever_pole = np.abs(m_start) == 1
-    for seg in range(max_jumps + 1):
+    for _ in range(max_jumps + 1):
         free = np.abs(m_now) < 1
         pole_sign = np.sign(m_now)
         state = {"m": m_now.copy()}
 
-        def sheet(a: np.ndarray) -> np.ndarray:
+        def sheet(a: np.ndarray, state: dict[str, np.ndarray] = state, free: np.ndarray = free) -> np.ndarray:
             m = _newton(tm, w, a, state["m"], free)
             if m is None:
                 raise ArithmeticError("the sheet ended (no manifold point near the previous one)")
             state["m"] = m
             return m
 
-        def stability(_t: float, a: np.ndarray) -> float:
+        def stability(_t: float, a: np.ndarray, free: np.ndarray = free, pole_sign: np.ndarray = pole_sign) -> float:
             """Negative while every free group's sheet and every pole attract."""
             m = sheet(a)
             R = tm.residuals(w, m, a)
