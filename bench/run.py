@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, tuple[str, str | None]] = {
     "sgd": ("SGD step (bench_sgd)", None),
     "ode": ("Limit ODE (bench_ode)", None),
     "analysis": ("Fast-slow analysis (bench_analysis)", None),
+    "particles": ("Particle limit (bench_particles)", None),
     "sweep": ("Sweeps (bench_sweep)", "xarray"),
     "samplers": ("SGD samplers, direct vs projected (bench_samplers)", None),
     "effective": ("Effective dynamics (bench_effective)", None),

@@ -10,6 +10,10 @@ extern "C" {
 // Fortran string length of `jobz`.
 void scipy_dstev_(const char* jobz, const int* n, double* d, double* e, double* z,
                   const int* ldz, double* work, int* info, std::size_t jobz_len);
+// LU factorisation with partial pivoting and the matching solve (LAPACK dgetrf, dgetrs; column-major).
+void scipy_dgetrf_(const int* m, const int* n, double* a, const int* lda, int* ipiv, int* info);
+void scipy_dgetrs_(const char* trans, const int* n, const int* nrhs, const double* a, const int* lda,
+                   const int* ipiv, double* b, const int* ldb, int* info, std::size_t trans_len);
 
 void scipy_cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha, const float* a,
                        int lda, const float* b, int ldb, float beta, float* c, int ldc);

@@ -189,6 +189,7 @@ class LimitModel {
   double lr_a() const { return lr_a_; }
   const std::vector<double>& s() const { return s_; }
   const std::vector<double>& c() const { return c_; }
+  double extra_loss() const { return extra_; }  // the target's neglected tail and noise / 2
 
   // L and its derivatives at (m, a); the second derivatives only when `second`.
   LossDerivs derivs(double m, double a, bool second = true) const {

@@ -182,3 +182,25 @@ def test_ctrl_c_during_start_up_is_a_message_not_a_traceback(tmp_path):
         out, err = p.communicate(timeout=60)
         assert p.returncode == 130, (delay, p.returncode, err[-800:])
         assert "Traceback" not in err and err.strip().endswith("interrupted"), (delay, err[-800:])
+
+
+def test_an_interrupt_wrapped_in_another_exception_is_an_interrupt(monkeypatch, capsys):
+    """Python 3.11 wraps a Ctrl-C that lands in a class body's __set_name__ (importing a dataclass
+    module) in a RuntimeError; the command still exits 130 with one line."""
+    from fastslow import cli
+
+    def wrapped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
+
+    monkeypatch.setattr(cli, "_cmd_config", wrapped)
+    assert cli.main(["config"]) == 130
+    assert capsys.readouterr().err.strip() == "fastslow: interrupted"
+
+    def plain(args):
+        raise RuntimeError("a real failure")
+
+    monkeypatch.setattr(cli, "_cmd_config", plain)
+    assert cli.main(["config"]) == 1

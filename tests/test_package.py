@@ -36,7 +36,7 @@ def test_version_and_stubs():
     assert fs.__version__ == importlib.metadata.version("fastslow")
     pkg = Path(fs.__file__).parent
     assert (pkg / "py.typed").is_file()
-    for stub in ("__init__", "runtime", "hermite", "model", "ode", "sgd", "_testing"):
+    for stub in ("__init__", "runtime", "hermite", "model", "ode", "particles", "sgd", "_testing"):
         assert (pkg / "_core" / f"{stub}.pyi").is_file(), stub
         if stub != "__init__":
             assert hasattr(fs._core, stub), stub  # each stub matches a submodule of the compiled module

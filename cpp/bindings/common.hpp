@@ -67,6 +67,7 @@ void register_model(py::module_& m);
 void register_ode(py::module_& m);
 void register_sgd(py::module_& m);
 void register_effective(py::module_& m);
+void register_particles(py::module_& m);
 void register_testing(py::module_& m);
 
 }  // namespace fastslow::bindings

@@ -19,6 +19,8 @@ PYBIND11_MODULE(_core, mod) {
   b::register_sgd(sgd);
   auto effective = mod.def_submodule("effective", "The effective map of the finite network at finite dt, width and batch.");
   b::register_effective(effective);
+  auto particles = mod.def_submodule("particles", "The mean-field particle system and its structured Radau IIA (5) integrator.");
+  b::register_particles(particles);
   auto testing = mod.def_submodule("_testing", "Hooks for tests and benchmarks only: random streams, kernels, blocks.");
   b::register_testing(testing);
 }

@@ -107,14 +107,17 @@ void register_sgd(py::module_& m) {
 
   py::class_<sgd::Config>(m, "TrainerConfig", "Sizes, rates, seed, initial condition and threads of a trainer.")
       .def(py::init([](int d, int n, int batch, double dt, double lr_w, double lr_a, double noise, std::uint64_t seed,
-                       double a0, double m0, int threads, const std::string& sampler) {
+                       double a0, double m0, int threads, const std::string& sampler, int a_dist, double a_sigma,
+                       double a_positive, int m_dist) {
              return sgd::Config{.d = d, .n = n, .batch = batch, .dt = dt, .lr_w = lr_w, .lr_a = lr_a, .noise = noise,
                                 .seed = seed, .a0 = a0, .m0 = m0, .threads = threads,
-                                .sampler = sgd::sampler_from_name(sampler)};
+                                .sampler = sgd::sampler_from_name(sampler), .a_dist = a_dist, .m_dist = m_dist,
+                                .a_sigma = a_sigma, .a_positive = a_positive};
            }),
            py::kw_only(), py::arg("d"), py::arg("n"), py::arg("batch"), py::arg("dt"), py::arg("lr_w"),
            py::arg("lr_a"), py::arg("noise") = 0.0, py::arg("seed") = 0, py::arg("a0") = 1.0, py::arg("m0") = 0.0,
-           py::arg("threads") = 1, py::arg("sampler") = std::string("direct"))
+           py::arg("threads") = 1, py::arg("sampler") = std::string("direct"), py::arg("a_dist") = 0,
+           py::arg("a_sigma") = 0.0, py::arg("a_positive") = 0.5, py::arg("m_dist") = 0)
       .def_readonly("d", &sgd::Config::d)
       .def_readonly("n", &sgd::Config::n)
       .def_readonly("batch", &sgd::Config::batch)
@@ -126,7 +129,11 @@ void register_sgd(py::module_& m) {
       .def_readonly("a0", &sgd::Config::a0)
       .def_readonly("m0", &sgd::Config::m0)
       .def_readonly("threads", &sgd::Config::threads)
-      .def_property_readonly("sampler", [](const sgd::Config& c) { return std::string(sgd::sampler_name(c.sampler)); });
+      .def_property_readonly("sampler", [](const sgd::Config& c) { return std::string(sgd::sampler_name(c.sampler)); })
+      .def_readonly("a_dist", &sgd::Config::a_dist)
+      .def_readonly("a_sigma", &sgd::Config::a_sigma)
+      .def_readonly("a_positive", &sgd::Config::a_positive)
+      .def_readonly("m_dist", &sgd::Config::m_dist);
 
   py::class_<sgd::OrderParameters>(m, "OrderParameters", "Means and spreads over neurons of m_i and a_i.")
       .def_readonly("m_mean", &sgd::OrderParameters::m_mean)

@@ -1,9 +1,11 @@
 // fastslow._core._testing: hooks for tests and benchmarks only (known-answer tests of the random
-// streams, the float32 tanh kernel, a step on a given batch, the BLAS block counts).
+// streams, the float32 tanh kernel, a step on a given batch, the BLAS block counts, the particle
+// integrator's structured Newton solve).
 #include <array>
 #include <cstdint>
 #include <string>
 
+#include "../particles/structured.hpp"
 #include "../sgd/functions.hpp"
 #include "../sgd/philox.hpp"
 #include "../sgd/trainer.hpp"
@@ -90,6 +92,34 @@ void register_trainer_hooks(py::module_& m) {
         "The number of row and neuron blocks of the BLAS calls (0 = the default rule).");
   m.def("blocks", &Tr::blocks, py::arg("trainer"), "The number of row and neuron blocks of a step's BLAS calls.");
 }
+// M x = b with the structured solver (particles/structured.hpp) for S stages:
+// D (S, N, 2, 2), U and V (S, 2N, r), H (S, S), b (N 2S) in the layout (particle, stage, component).
+template <int S>
+Array structured_solve(const Array& D, const Array& U, const Array& V, const Array& H, const Array& b) {
+  if (D.ndim() != 4 || D.shape(0) != S || D.shape(2) != 2 || D.shape(3) != 2)
+    throw std::invalid_argument("D: must have shape (S, N, 2, 2)");
+  const std::size_t N = std::size_t(D.shape(1));
+  if (U.ndim() != 3 || V.ndim() != 3 || U.shape(0) != S || V.shape(0) != S || std::size_t(U.shape(1)) != 2 * N ||
+      std::size_t(V.shape(1)) != 2 * N || U.shape(2) != V.shape(2) || U.shape(2) < 1)
+    throw std::invalid_argument("U, V: must have shape (S, 2N, r >= 1)");
+  if (std::size_t(b.size()) != 2 * S * N) throw std::invalid_argument("b: must hold 2 S N values");
+  const int r = int(U.shape(2));
+  particles::StructuredSolver<S> solver;
+  solver.resize(N, r);
+  for (int t = 0; t < S; ++t) {
+    std::copy(D.data() + t * 4 * N, D.data() + (t + 1) * 4 * N, solver.D(t));
+    std::copy(U.data() + t * 2 * N * r, U.data() + (t + 1) * 2 * N * r, solver.U(t));
+    std::copy(V.data() + t * 2 * N * r, V.data() + (t + 1) * 2 * N * r, solver.V(t));
+  }
+  double h[S][S];
+  for (int i = 0; i < S; ++i)
+    for (int j = 0; j < S; ++j) h[i][j] = H.data()[i * S + j];
+  if (!solver.factor(h)) throw std::runtime_error("structured solve: singular matrix");
+  Array x(b.size());
+  std::copy(b.data(), b.data() + b.size(), x.mutable_data());
+  solver.solve(x.mutable_data());
+  return x;
+}
 }  // namespace
 
 void register_testing(py::module_& m) {
@@ -145,6 +175,16 @@ void register_testing(py::module_& m) {
         return py::make_tuple(v, dv);
       },
       py::arg("x"), "The float32 simulator's tanh and its derivative (for accuracy tests).");
+  m.def(
+      "structured_solve",
+      [](const Array& D, const Array& U, const Array& V, const Array& H, const Array& b) {
+        if (H.ndim() != 2 || H.shape(0) != H.shape(1)) throw std::invalid_argument("H: must be square");
+        if (H.shape(0) == 1) return structured_solve<1>(D, U, V, H, b);
+        if (H.shape(0) == 3) return structured_solve<3>(D, U, V, H, b);
+        throw std::invalid_argument("H: S must be 1 or 3");
+      },
+      py::arg("D"), py::arg("U"), py::arg("V"), py::arg("H"), py::arg("b"),
+      "Solve (I - (H x I) diag(D_t + U_t V_t^T)) x = b by the particle integrator's structured solver.");
   register_trainer_hooks<float>(m);
   register_trainer_hooks<double>(m);
 }

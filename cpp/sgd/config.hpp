@@ -20,6 +20,12 @@ inline Sampler sampler_from_name(const std::string& name) {
 
 inline const char* sampler_name(Sampler s) { return s == Sampler::Direct ? "direct" : "projected"; }
 
+// The initial law of the neurons (python/fastslow/initial.py): the second layer constant (a_i = a0),
+// normal (a_i = a0 + a_sigma xi_i) or of two signs (+a0 for the first round(a_positive n) neurons,
+// -a0 for the others); the first layer at the fixed alignment m0 or uniform on the sphere.
+enum SecondLayer : int { AConstant = 0, ANormal = 1, ASigns = 2 };
+enum FirstLayer : int { MFixed = 0, MSphere = 1 };
+
 struct Config {
   int d = 0, n = 0, batch = 0;
   double dt = 0.0, lr_w = 0.0, lr_a = 0.0, noise = 0.0;
@@ -27,6 +33,8 @@ struct Config {
   double a0 = 0.0, m0 = 0.0;
   int threads = 1;
   Sampler sampler = Sampler::Direct;
+  int a_dist = AConstant, m_dist = MFixed;
+  double a_sigma = 0.0, a_positive = 0.5;
 };
 
 }  // namespace fastslow::sgd

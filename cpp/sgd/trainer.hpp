@@ -78,6 +78,10 @@ class Trainer {
     if (!(std::isfinite(cfg.noise) && cfg.noise >= 0.0)) throw std::invalid_argument("noise: must be finite and >= 0");
     if (!std::isfinite(cfg.a0)) throw std::invalid_argument("a0: must be finite");
     if (!(std::isfinite(cfg.m0) && std::abs(cfg.m0) <= 1.0)) throw std::invalid_argument("m0: must be in [-1, 1]");
+    if (cfg.a_dist < AConstant || cfg.a_dist > ASigns) throw std::invalid_argument("a_dist: unknown law");
+    if (cfg.m_dist < MFixed || cfg.m_dist > MSphere) throw std::invalid_argument("m_dist: unknown law");
+    if (!(std::isfinite(cfg.a_sigma) && cfg.a_sigma >= 0.0)) throw std::invalid_argument("a_sigma: must be finite and >= 0");
+    if (!(cfg.a_positive >= 0.0 && cfg.a_positive <= 1.0)) throw std::invalid_argument("a_positive: must be in [0, 1]");
     if (cfg.d < 2) throw std::invalid_argument("d: must be >= 2 (a teacher direction and its complement)");
     const std::size_t d = cfg.d, n = cfg.n;
     W_.assign((n + 1) * d, T(0));  // the teacher direction is stored as row n: z = X theta comes with P
@@ -274,6 +278,19 @@ class Trainer {
     nrm = std::sqrt(nrm);
     for (std::size_t j = 0; j < d; ++j) th[j] /= nrm;
     for (std::size_t j = 0; j < d; ++j) theta()[j] = T(th[j]);
+    // the second layer: a_i from the row i of the InitWeights stream at "step" 1 (step 0 draws the
+    // first layer), or the two signs by index
+    if (cfg_.a_dist == ANormal) {
+      for (std::size_t i = 0; i < n; ++i) {
+        double xi;
+        rng::normal_row(cfg_.seed, rng::InitWeights, 1, std::uint64_t(i), &xi, 1, true);
+        a_[i] = T(cfg_.a0 + cfg_.a_sigma * xi);
+      }
+    } else if (cfg_.a_dist == ASigns) {
+      const std::size_t plus = std::size_t(std::llround(cfg_.a_positive * double(n)));
+      for (std::size_t i = 0; i < n; ++i) a_[i] = T(i < plus ? cfg_.a0 : -cfg_.a0);
+    }
+    const bool sphere = cfg_.m_dist == MSphere;
     const double m0 = cfg_.m0, c0 = std::sqrt(std::max(0.0, 1.0 - m0 * m0));
     ExceptionGuard guard;  // the rows' buffers are allocated inside the region
 #pragma omp parallel for schedule(static) num_threads(cfg_.threads)
@@ -282,6 +299,13 @@ class Trainer {
       guard.run([&] {
         std::vector<double> u(d), w(d);
         rng::normal_row(cfg_.seed, rng::InitWeights, 0, std::uint64_t(i), u.data(), d, true);
+        if (sphere) {  // w_i = u_i / |u_i|: uniform on the sphere
+          double nu = 0;
+          for (std::size_t j = 0; j < d; ++j) nu += u[j] * u[j];
+          nu = std::sqrt(nu);
+          for (std::size_t j = 0; j < d; ++j) W_[std::size_t(i) * d + j] = T(u[j] / nu);
+          return;
+        }
         double proj = 0;
         for (std::size_t j = 0; j < d; ++j) proj += u[j] * th[j];
         double nu = 0;

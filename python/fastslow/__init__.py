@@ -2,7 +2,7 @@
 
 A C++ core simulates the network and integrates its limits, a stiff fast-slow ODE for the
 alignment ``m`` and the second-layer weight ``a`` among them; this package is its Python API.
-Every level of description (SGD, the limit ODE, the slow flow, the asymptotic law) returns a
+Every level of description (SGD, the limit ODE, the particle limit, the slow flow, the asymptotic law) returns a
 :class:`Trajectory`, and :func:`compare` takes any two.
 
 The public names are loaded on first use (``fastslow.solve_ode`` imports :mod:`fastslow.ode`), so
@@ -31,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["OrderParameters", "SGDTrainer", "TrainingInterrupted", "record_steps", "train_sgd"], "sgd"),
     **dict.fromkeys(["TERMS", "solve_effective", "solve_effective_batch"], "effective"),
     **dict.fromkeys(["StepSchedule", "fast_eigenvalue", "stable_schedule"], "stability"),
+    **dict.fromkeys(["ParticleDenseOutput", "particle_moments", "solve_particles", "solve_particles_batch"],
+                    "particles"),
+    "InitialLaw": "initial",
+    **dict.fromkeys(["cloud_distance", "sliced_wasserstein"], "clouds"),
     "load_checkpoint": "checkpoint",
     **dict.fromkeys(["AsymptoticLaw", "Branch", "Classification", "CriticalManifold", "Equilibrium", "Fold",
                      "ManifoldStructure", "PhaseDiagram", "SlowFlowEvent", "Thresholds", "asymptotic_law", "classify",
@@ -91,7 +95,10 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .effective import TERMS, solve_effective, solve_effective_batch
     from .experiment import RunResult, load, run
     from .model import ACTIVATIONS, HermiteSeries, Model, hermite_series
+    from .clouds import cloud_distance, sliced_wasserstein
+    from .initial import InitialLaw
     from .ode import METHODS, DenseOutput, log_times, solve_ode, solve_ode_batch
+    from .particles import ParticleDenseOutput, particle_moments, solve_particles, solve_particles_batch
     from .sgd import OrderParameters, SGDTrainer, TrainingInterrupted, record_steps, train_sgd
     from .stability import StepSchedule, fast_eigenvalue, stable_schedule
     from .sweep import Axis, SweepError, SweepSpec, load_sweep_spec, open_sweep, sweep

@@ -335,6 +335,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C wrapped in another exception (Python 3.11 wraps one that lands while a class body's
+    ``__set_name__`` runs, as during the import of a dataclass module, in a RuntimeError)."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 20:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastslow`` command; returns the exit code. A Ctrl-C at any moment (the
     imports of the libraries included) ends it with a one-line message and exit code 130."""
@@ -367,6 +380,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a failure: a message, not a traceback (FASTSLOW_DEBUG=1 shows it)
+        if _caused_by_interrupt(exc):
+            raise KeyboardInterrupt from None
         if os.environ.get("FASTSLOW_DEBUG"):
             raise
         print(f"fastslow: failed: {type(exc).__name__}: {exc}", file=sys.stderr)

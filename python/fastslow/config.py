@@ -22,8 +22,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ConfigError", "ModelConfig", "InitConfig", "ODEConfig", "SGDConfig", "LongHorizonConfig", "PhaseConfig",
-           "AnalysisConfig", "OutputConfig", "Config", "load_config", "parse_config", "example_config", "read_toml"]
+__all__ = ["ConfigError", "ModelConfig", "InitConfig", "ParticlesConfig", "ODEConfig", "SGDConfig", "LongHorizonConfig",
+           "PhaseConfig", "AnalysisConfig", "OutputConfig", "Config", "load_config", "parse_config", "example_config",
+           "read_toml"]
 
 _MAX_DEPTH = 8  # a config is at most three tables deep; deeper input is refused, not recursed into
 
@@ -62,6 +63,17 @@ class ModelConfig:
 class InitConfig:
     a0: float = _field("init.a0")
     m0: float = _field("init.m0")
+    a_dist: str = _field("init.a_dist")
+    a_sigma: float = _field("init.a_sigma")
+    a_positive: float = _field("init.a_positive")
+    m_dist: str = _field("init.m_dist")
+
+
+@dataclass(frozen=True)
+class ParticlesConfig:
+    n: int = _field("particles.n")
+    draw: str = _field("particles.draw")
+    seed: int = _field("particles.seed")
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,7 @@ class Config:
     model: ModelConfig = _section(ModelConfig, "the model")
     init: InitConfig = _section(InitConfig, "initial condition")
     ode: ODEConfig = _section(ODEConfig, "the limit ODE")
+    particles: ParticlesConfig = _section(ParticlesConfig, "the particle limit (for a heterogeneous initial law)")
     sgd: SGDConfig = _section(SGDConfig, "SGD on the finite network")
     long_horizon: LongHorizonConfig = _section(LongHorizonConfig, "SGD past two half-lives of the limit")
     analysis: AnalysisConfig = _section(AnalysisConfig, "the fast-slow analysis")
@@ -153,6 +166,14 @@ class Config:
         m = self.model
         act = m.activation if isinstance(m.activation, str) else {"hermite": list(m.activation)}
         return Model(act, m.target, lr_w=m.lr_w, lr_a=m.lr_a, noise=m.noise, centred=m.centred)
+
+    def initial_law(self) -> Any:
+        """The :class:`fastslow.InitialLaw` of the ``init`` section (``d`` from ``sgd.d``)."""
+        from .initial import InitialLaw
+
+        i = self.init
+        return InitialLaw(a0=i.a0, m0=i.m0, a_dist=i.a_dist, a_sigma=i.a_sigma, a_positive=i.a_positive,
+                          m_dist=i.m_dist, d=self.sgd.d)
 
     def is_default(self) -> bool:
         return self == Config()

@@ -251,6 +251,11 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
 
     cfg = config if isinstance(config, Config) else parse_config(config)
     model = cfg.make_model()
+    law = cfg.initial_law()
+    if not law.identical:
+        raise ConfigError("init.a_dist", f"the run command's report covers identical neurons (the 2-D limit ODE) only, "
+                          f"got {law!r}; integrate a heterogeneous law with fastslow.solve_particles and "
+                          "fastslow.train_sgd(a_dist=...)")
     a0, m0 = cfg.init.a0, cfg.init.m0
     T: dict[str, float] = {}
     parts: dict[str, Any] = {}

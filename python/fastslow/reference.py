@@ -25,6 +25,7 @@ __all__ = [
     "loss", "grad", "hessian", "LimitRHS", "solve_ode", "solve_ode_m_direct",
     "named_function", "hermite_function", "sgd_step", "sgd_step_projected", "batch_loss", "population_loss_mc", "collective_overlap",
     "EffectiveReference", "limit_map",
+    "particle_rhs", "particle_jacobian", "solve_particles",
 ]
 
 
@@ -491,3 +492,68 @@ def limit_map(s: npt.ArrayLike, c: npt.ArrayLike, lr_w: float, lr_a: float, m: f
     Cc = math.sqrt(1 - m * m) * R
     N2 = 1 - 2 * eta * a * (m * A + math.sqrt(1 - m * m) * Cc) + eta**2 * a * a * (A * A + Cc * Cc)
     return (m - eta * a * A) / math.sqrt(N2), a - lr_a * dt * (a * K - C)
+# The mean-field particle system (dense, for small N)
+# ---------------------------------------------------------------------------------------------
+def _particle_terms(s: Any, c: Any, y: Any, w: Any) -> tuple[np.ndarray, ...]:
+    """Dense per-particle, per-order matrices at the state ``y = (v_0, a_0, v_1, a_1, ...)``:
+    ``Phi = s_k m^k``, ``Psi = dPhi/dm``, ``Psi2 = d2Phi/dm2`` (shape ``(N, K)``), the residuals
+    ``R_k = sum_i w_i a_i Phi_ik - c_k``, and ``m``, ``a``, ``sech^2 v``."""
+    sp, cp, k = _pad(np.asarray(s, float), np.asarray(c, float))
+    y = np.asarray(y, float)
+    v, a = y[0::2], y[1::2]
+    m = np.tanh(v)[:, None]
+    Phi = sp * m**k
+    Psi = k * sp * m ** np.maximum(k - 1, 0)
+    Psi2 = k * (k - 1) * sp * m ** np.maximum(k - 2, 0)
+    R = (np.asarray(w, float) * a) @ Phi - cp
+    sech2 = 1.0 / np.cosh(v) ** 2
+    return Phi, Psi, Psi2, R, a, sech2
+
+
+def particle_rhs(s: Any, c: Any, lr_w: float, lr_a: float, w: Any, y: Any) -> np.ndarray:
+    """The particle system's right-hand side in ``(v_i, a_i)``: ``dv_i/dt = -lr_w a_i dL_i/dm``,
+    ``da_i/dt = -lr_a L_i`` with ``L_i = sum_k s_k m_i^k R_k`` (the loss's gradient per unit weight)."""
+    Phi, Psi, _, R, a, _ = _particle_terms(s, c, y, w)
+    f = np.empty(2 * a.size)
+    f[0::2] = -lr_w * a * (Psi @ R)
+    f[1::2] = -lr_a * (Phi @ R)
+    return f
+
+
+def particle_jacobian(s: Any, c: Any, lr_w: float, lr_a: float, w: Any, y: Any) -> np.ndarray:
+    """The dense ``2N x 2N`` Jacobian of :func:`particle_rhs` (product rule written out per entry
+    pair: the particle's own derivative at fixed residuals plus the change of the residuals)."""
+    w = np.asarray(w, float)
+    Phi, Psi, Psi2, R, a, sech2 = _particle_terms(s, c, y, w)
+    N = a.size
+    dR = np.empty((2 * N, Phi.shape[1]))  # dR_k / dy_j
+    dR[0::2] = (w * a * sech2)[:, None] * Psi
+    dR[1::2] = w[:, None] * Phi
+    J = np.zeros((2 * N, 2 * N))
+    J[0::2] = -lr_w * a[:, None] * (Psi @ dR.T)
+    J[1::2] = -lr_a * (Phi @ dR.T)
+    i = np.arange(N)
+    J[2 * i, 2 * i] += -lr_w * a * (Psi2 @ R) * sech2
+    J[2 * i, 2 * i + 1] += -lr_w * (Psi @ R)
+    J[2 * i + 1, 2 * i] += -lr_a * (Psi @ R) * sech2
+    return J
+
+
+def solve_particles(s: Any, c: Any, lr_w: float, lr_a: float, a0: Any, m0: Any, weights: Any, t_eval: Any, *,
+                    rtol: float = 1e-11, atol: float = 1e-13, method: str = "Radau") -> tuple[np.ndarray, np.ndarray, Any]:
+    """Integrate the particle system with SciPy's ``solve_ivp`` (dense Jacobian for the implicit
+    methods); returns ``(m, a, result)`` with ``m``, ``a`` of shape ``(N, T)``."""
+    a0 = np.atleast_1d(np.asarray(a0, float))
+    m0 = np.broadcast_to(np.asarray(m0, float), a0.shape)
+    w = np.asarray(weights, float)
+    w = w / w.sum()
+    y0 = np.empty(2 * a0.size)
+    y0[0::2] = np.arctanh(m0)
+    y0[1::2] = a0
+    t_eval = np.asarray(t_eval, float)
+    kw = {"jac": lambda t, y: particle_jacobian(s, c, lr_w, lr_a, w, y)} if method in ("Radau", "BDF", "LSODA") else {}
+    res = solve_ivp(lambda t, y: particle_rhs(s, c, lr_w, lr_a, w, y), (0.0, float(t_eval[-1])), y0,
+                    method=method, t_eval=t_eval, rtol=rtol, atol=atol, **kw)
+    if res.status != 0:
+        raise RuntimeError(f"reference solve_ivp failed: {res.message}")
+    return np.tanh(res.y[0::2]), res.y[1::2], res

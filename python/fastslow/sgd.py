@@ -25,6 +25,7 @@ from . import _core
 from . import _validate as V
 from ._runtime import check_memory, resolve_threads
 from .checkpoint import CHECKPOINT_VERSION, RECORD_COLUMNS, check_signature, load_checkpoint, save_checkpoint
+from .initial import InitialLaw, sgd_codes
 from .model import Model, as_model
 from .params import lookup
 from .samplers import choose_sampler
@@ -109,7 +110,8 @@ class SGDTrainer:
     dt : float
         Step in ODE time (``t = step * dt``).
     a0, m0 : float
-        Initial second-layer weight and alignment (``w_i = m0 theta + sqrt(1 - m0^2) u_i``).
+        Initial second-layer weight and alignment (``w_i = m0 theta + sqrt(1 - m0^2) u_i``). ``a0``
+        may also be an array of ``n`` values, one per neuron.
     seed : int
         Seed of the counter-based random streams (data, noise, initialisation, teacher).
     dtype : {"float32", "float64"}
@@ -118,6 +120,11 @@ class SGDTrainer:
     sampler : {"auto", "direct", "projected"}
         How a step samples its batch (:mod:`fastslow.samplers`; the same law, other random
         realisations): ``"auto"`` takes the cheaper by the cost model.
+    a_dist, a_sigma, a_positive, m_dist
+        The initial law (:class:`~fastslow.InitialLaw`): the second layer ``"constant"`` (``a_i = a0``,
+        the default), ``"normal"`` (``a0 + a_sigma xi_i``) or ``"signs"`` (``+a0`` for the first
+        ``round(a_positive n)`` neurons, ``-a0`` for the others); the first layer ``"fixed"`` (at
+        ``m0``) or ``"sphere"`` (uniform on the sphere). The draws are keyed by ``(seed, neuron)``.
 
     Attributes
     ----------
@@ -130,15 +137,29 @@ class SGDTrainer:
         ``step_count * dt``.
     """
 
-    def __init__(self, model: Model, *, d: int, n: int, batch: int, dt: float, a0: float, m0: float = 0.0,
-                 seed: int = 0, dtype: str = "float32", threads: int | None = None, sampler: str = "auto") -> None:
+    def __init__(self, model: Model, *, d: int, n: int, batch: int, dt: float, a0: Any, m0: float = 0.0,
+                 seed: int = 0, dtype: str = "float32", threads: int | None = None, sampler: str = "auto",
+                 a_dist: str = "constant", a_sigma: float = 0.0, a_positive: float = 0.5, m_dist: str = "fixed") -> None:
         self.model = as_model(model)
         self.d = lookup("d").check(d, "d")
         self.n = lookup("n").check(n, "n")
         self.batch = lookup("batch").check(batch, "batch")
         self.dt = lookup("dt").check(dt, "dt")
-        self.a0 = lookup("a0").check(a0, "a0")
+        explicit = None
+        if isinstance(a0, (list, tuple, np.ndarray)):  # one value per neuron
+            explicit = V.real_array(a0, "a0", ndim=1)
+            if explicit.size != self.n:
+                raise ValueError(f"a0: an array needs one value per neuron ({self.n}), got {explicit.size}")
+            if np.any(np.abs(explicit) > 1e6):
+                raise ValueError("a0: every value must be >= -1e+06 and <= 1e+06")
+            if a_dist != "constant":
+                raise ValueError(f"a0: an array of values sets the second layer; a_dist must be 'constant', "
+                                 f"got {a_dist!r}")
+        self.a0 = lookup("a0").check(0.0 if explicit is not None else a0, "a0")
         self.m0 = V.real(m0, "m0", lo=-1.0, hi=1.0)
+        self.init = InitialLaw(a0=self.a0, m0=min(max(self.m0, -0.999999), 0.999999), a_dist=a_dist, a_sigma=a_sigma,
+                               a_positive=a_positive, m_dist=m_dist, d=self.d)
+        self._a_explicit = explicit
         self.seed = V.integer(seed, "seed", lo=0, hi=2**64 - 1)
         self.dtype = V.choice(dtype, "dtype", tuple(DTYPES))
         self.threads = resolve_threads(threads)
@@ -146,10 +167,13 @@ class SGDTrainer:
         check_memory(memory_estimate(self.d, self.n, self.batch, self.dtype, self.sampler), "d, n, batch",
                      "the simulator's buffers", hint="reduce d, n or batch")
         act, tgt = self.model.simulator_functions()
+        codes = {**sgd_codes(self.init), "a0": self.a0, "m0": self.m0}
         config = _core.sgd.TrainerConfig(d=self.d, n=self.n, batch=self.batch, dt=self.dt, lr_w=self.model.lr_w,
-                                         lr_a=self.model.lr_a, noise=self.model.noise, seed=self.seed, a0=self.a0,
-                                         m0=self.m0, threads=self.threads, sampler=self.sampler)
+                                         lr_a=self.model.lr_a, noise=self.model.noise, seed=self.seed,
+                                         threads=self.threads, sampler=self.sampler, **codes)
         self._raw = getattr(_core.sgd, _TRAINERS[self.dtype])(config, act, tgt)
+        if explicit is not None:
+            self._raw.a[...] = explicit
         s = np.asarray(self.model.s, float)
         self._loss_args = (s, np.asarray(self.model.c, float), float(np.sum(s**2) + self.model.activation_series.tail),
                            float(self.model.target_series.tail))
@@ -238,10 +262,15 @@ class SGDTrainer:
         """Everything that determines a run of ``steps`` steps recorded at ``record``: a checkpoint
         resumes only a run with the same signature."""
         md = self.model.to_dict()
-        return {"version": CHECKPOINT_VERSION, "d": self.d, "n": self.n, "batch": self.batch, "dt": self.dt,
-                "steps": int(steps), "a0": self.a0, "m0": self.m0, "seed": self.seed, "dtype": self.dtype,
-                "sampler": self.sampler, "record": np.asarray(record).tolist(),
-                "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
+        sig = {"version": CHECKPOINT_VERSION, "d": self.d, "n": self.n, "batch": self.batch, "dt": self.dt,
+               "steps": int(steps), "a0": self.a0, "m0": self.m0, "seed": self.seed, "dtype": self.dtype,
+               "sampler": self.sampler, "record": np.asarray(record).tolist(),
+               "model": {k: md[k] for k in ("s", "c", "lr_w", "lr_a", "noise", "activation", "target", "centred")}}
+        if not (self.init.a_dist == "constant" and self.init.m_dist == "fixed"):  # (identical neurons: as before)
+            sig["init"] = {k: getattr(self.init, k) for k in ("a_dist", "a_sigma", "a_positive", "m_dist")}
+        if self._a_explicit is not None:
+            sig["a0"] = self._a_explicit.tolist()
+        return sig
 
     def __repr__(self) -> str:
         op = self.order_parameters()
@@ -250,18 +279,20 @@ class SGDTrainer:
                 f"step {self.step_count}: m_mean = {op.m_mean:.4g}, a_mean = {op.a_mean:.4g})")
 
 
-def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: float, m0: float = 0.0,
+def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int, a0: Any, m0: float = 0.0,
               seed: int = 0, dtype: str = "float32", record: Any = 50, spacing: str = "log",
               threads: int | None = None, progress: bool = True, checkpoint: str | os.PathLike | None = None,
               checkpoint_every: float = 30.0, resume: str | os.PathLike | None = None,
-              sampler: str = "auto", dt_schedule: Any = None) -> Trajectory:
+              sampler: str = "auto", dt_schedule: Any = None, a_dist: str = "constant",
+              a_sigma: float = 0.0, a_positive: float = 0.5, m_dist: str = "fixed",
+              record_neurons: bool = False) -> Trajectory:
     """Train the finite network by large-batch online SGD and record its order parameters.
 
     Parameters
     ----------
     model : Model
-    d, n, batch, dt, a0, m0, seed, dtype, threads, sampler
-        As for :class:`SGDTrainer` (``sampler``: ``"auto"``, ``"direct"`` or ``"projected"``).
+    d, n, batch, dt, a0, m0, seed, dtype, threads, sampler, a_dist, a_sigma, a_positive, m_dist
+        As for :class:`SGDTrainer` (``sampler``: ``"auto"``, ``"direct"`` or ``"projected"``; the initial law).
     steps : int
         Number of SGD steps (at most 2**32 - 1).
     record : int or array of int
@@ -283,6 +314,10 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         schedule, a ``RuntimeWarning`` is given before a run whose ``dt`` would exceed the stable
         bound of the limit ODE's fast eigenvalue within ``steps * dt`` (it names ``dt``, the ``t``
         and the bound there; see :func:`fastslow.stability.stability`).
+    record_neurons : bool
+        Also record every neuron's ``(m_i, a_i)`` at the record points (in ``particles``, shape
+        ``(n, T)``, with ``particle_weights = 1/n``), for comparison with the particle limit (not
+        with ``checkpoint`` or ``resume``).
 
     Returns
     -------
@@ -309,8 +344,13 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     checkpoint_every = V.real(checkpoint_every, "checkpoint_every", lo=0.0)
     progress = V.flag(progress, "progress")
     ck_path = _check_path(checkpoint, "checkpoint") if checkpoint is not None else None
+    neurons = V.flag(record_neurons, "record_neurons")
+    if neurons and (checkpoint is not None or resume is not None):
+        raise ValueError("record_neurons: not available with checkpoint or resume (the neurons' records are not "
+                         "checkpointed)")
     trainer = SGDTrainer(model, d=d, n=n, batch=batch, dt=dt, a0=a0, m0=m0, seed=seed, dtype=dtype, threads=threads,
-                         sampler=sampler)
+                         sampler=sampler, a_dist=a_dist, a_sigma=a_sigma, a_positive=a_positive,
+                         m_dist=m_dist)
     signature = trainer.run_signature(steps, rec)
     if schedule is not None:  # a resumed run must take the same steps
         import hashlib
@@ -320,8 +360,10 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
     params = {"model": trainer.model.to_dict(), "d": trainer.d, "n": trainer.n, "batch": trainer.batch,
               "dt": trainer.dt, "steps": steps, "a0": trainer.a0, "m0": trainer.m0, "seed": trainer.seed,
               "dtype": trainer.dtype, "threads": trainer.threads, "sampler": trainer.sampler,
-              "dt_schedule": None if schedule is None else (dt_schedule if isinstance(dt_schedule, str) else "given")}
+              "dt_schedule": None if schedule is None else (dt_schedule if isinstance(dt_schedule, str) else "given"),
+              "init": trainer.init.to_dict()}
     times = None if schedule is None else schedule.times
+    cloud: dict[str, list[np.ndarray]] = {"m": [], "a": []}
     if resume is not None:
         state = load_checkpoint(resume)
         check_signature(state["signature"], signature, os.fspath(resume))
@@ -338,6 +380,9 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         ps = trainer._raw.population_stats(*trainer._loss_args)  # the loss and q_perp from one Q = W W^T
         row = {"step": trainer.step_count, "m": op.m_mean, "m_std": op.m_std, "a": op.a_mean, "a_std": op.a_std,
                "batch_loss": batch_loss, "loss": ps.loss, "q_perp": ps.q_perp}
+        if neurons:
+            cloud["m"].append(trainer.alignments())
+            cloud["a"].append(np.array(trainer.a, dtype=float))
         for k in RECORD_COLUMNS:  # appended together: a Ctrl-C cannot land between them
             cols[k].append(row[k])
 
@@ -345,10 +390,12 @@ def train_sgd(model: Model, *, d: int, n: int, batch: int, dt: float, steps: int
         step = np.asarray(cols["step"], dtype=np.int64)
         arr = {k: np.asarray(cols[k], dtype=float) for k in RECORD_COLUMNS if k != "step"}
         t = step * trainer.dt if times is None else times[step]
+        kept = {k: np.stack(v[: step.size], axis=1) for k, v in cloud.items()} if neurons and step.size else {}
         return Trajectory(level="sgd", t=t, m=arr["m"], a=arr["a"], loss=arr["loss"], status=status,
                           message=message, series={"step": step, "m_std": arr["m_std"], "a_std": arr["a_std"],
                                                    "batch_loss": arr["batch_loss"], "q_perp": arr["q_perp"]},
-                          params={**params, "wall_time": wall})
+                          params={**params, "wall_time": wall}, particles=kept,
+                          particle_weights=np.full(trainer.n, 1.0 / trainer.n) if kept else None)
 
     def last_batch_loss() -> float:
         # the batch loss of the step just taken (a resumed trainer has taken none: the checkpoint's)

@@ -7,7 +7,10 @@ second-layer weight ``a`` and the population loss ``loss``, with a ``status`` an
 ``m.shape == batch_shape + t.shape``. What only one level has lives in ``series`` (more values per
 save time, such as SGD's spread over neurons ``m_std``) and ``stats`` (one value per trajectory, such
 as the ODE's step count ``nsteps`` or peak alignment ``m_peak``); both read as attributes
-(``traj.m_std``). :func:`compare` takes any two.
+(``traj.m_std``). A level that follows individual neurons or particles (the particle system, SGD
+with ``record_neurons``) keeps their states in ``particles`` (``batch_shape + (N, T)``, a
+``particle`` dimension before ``t``) and their weights in ``particle_weights``
+(``batch_shape + (N,)``); ``m`` and ``a`` are then the weighted means. :func:`compare` takes any two.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def _status_text(status: Any) -> str:
 
 
 _FIELDS = frozenset(("level", "t", "m", "a", "loss", "status", "message", "series", "stats", "events", "params",
-                     "sol", "batch_dims", "coords"))
+                     "sol", "batch_dims", "coords", "particles", "particle_weights"))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -92,6 +95,12 @@ class Trajectory:
         Names of the batch dimensions (for :meth:`to_xarray`).
     coords : mapping of str to ndarray
         Coordinates along the batch dimensions (for :meth:`to_xarray`), e.g. the seeds.
+    particles : mapping of str to ndarray
+        Per-particle (or per-neuron) values at each save time, each of shape
+        ``batch_shape + (N, T)``: ``m``, ``a`` (and ``v = artanh m`` for the particle system).
+        Empty for levels that follow no individual particles.
+    particle_weights : ndarray or None
+        The particles' weights, shape ``batch_shape + (N,)``, summing to 1 (``1/n`` for neurons).
     """
 
     level: str
@@ -108,6 +117,8 @@ class Trajectory:
     sol: Any = None
     batch_dims: tuple[str, ...] = ()
     coords: Mapping[str, np.ndarray] = field(default_factory=dict)
+    particles: Mapping[str, np.ndarray] = field(default_factory=dict)
+    particle_weights: Any = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -148,6 +159,7 @@ class Trajectory:
             if v.shape != shape:
                 raise ValueError(f"stats {k!r}: shape {v.shape} differs from the batch shape {shape}")
             stats[k] = _readonly(v) if shape else v  # (0-d: read back as scalars)
+        _check_particles(self, shape, t.size)
         if not _FIELDS.isdisjoint(series) or not _FIELDS.isdisjoint(stats) or not stats.keys().isdisjoint(series):
             clash = (set(series) & set(stats)) | ((set(series) | set(stats)) & _FIELDS)
             raise ValueError(f"series and stats: names {sorted(clash)} are used twice")
@@ -181,7 +193,8 @@ class Trajectory:
                      ("loss", _readonly(loss)), ("status", Status(status)), ("message", message),
                      ("series", {k: _readonly(x) for k, x in series.items()}),
                      ("stats", {k: np.asarray(x) for k, x in stats.items()}), ("events", ()), ("params", params),
-                     ("sol", sol), ("batch_dims", ()), ("coords", {})):
+                     ("sol", sol), ("batch_dims", ()), ("coords", {}), ("particles", {}),
+                     ("particle_weights", None)):
             set_(obj, k, v)
         return obj
 
@@ -190,6 +203,11 @@ class Trajectory:
     def batch_shape(self) -> tuple[int, ...]:
         """``()`` for one trajectory, else the shape of the batch."""
         return self.m.shape[:-1]
+
+    @property
+    def n_particles(self) -> int:
+        """The number of particles (neurons) followed individually (0 if none)."""
+        return 0 if self.particle_weights is None else int(self.particle_weights.shape[-1])
 
     @property
     def size(self) -> int:
@@ -219,7 +237,9 @@ class Trajectory:
             status=np.asarray(self.status)[idx], message=np.asarray(self.message)[idx],
             series={k: v[idx] for k, v in self.series.items()}, stats={k: v[idx] for k, v in self.stats.items()},
             events=self.events, params=self.params, sol=None, batch_dims=dims,
-            coords={k: v for k, v in coords.items() if np.ndim(v) == len(new_shape) and np.ndim(v) > 0})
+            coords={k: v for k, v in coords.items() if np.ndim(v) == len(new_shape) and np.ndim(v) > 0},
+            particles={k: v[idx] for k, v in self.particles.items()},
+            particle_weights=None if self.particle_weights is None else self.particle_weights[idx])
 
     # -- outcome ------------------------------------------------------------------------------
     @property
@@ -241,6 +261,8 @@ class Trajectory:
                 v = values[name]
                 return v[()] if v.ndim == 0 else v
         fields = sorted([*d.get("series", {}), *d.get("stats", {})])
+        if d.get("particles"):
+            fields.append("particles[" + ", ".join(d["particles"]) + "]")
         raise AttributeError(f"a {d.get('level', '?')} trajectory has no field {name!r}"
                              + (f"; its extra fields: {', '.join(fields)}" if fields else ""))
 
@@ -261,6 +283,9 @@ class Trajectory:
         data["status"] = (bd, np.asarray(self.status, dtype=np.int32))
         data["message"] = (bd, np.asarray(self.message, dtype=str))
         data.update({k: (bd, np.asarray(v)) for k, v in self.stats.items()})
+        data.update({f"particle_{k}": (bd + ("particle", "t"), np.asarray(v)) for k, v in self.particles.items()})
+        if self.particle_weights is not None:
+            data["particle_weight"] = (bd + ("particle",), np.asarray(self.particle_weights))
         coords: dict[str, Any] = {"t": self.t}
         for k, v in self.coords.items():
             coords[k] = (bd[: np.ndim(v)], v) if k not in bd else v
@@ -274,7 +299,9 @@ class Trajectory:
                 "status": np.asarray(self.status, dtype=np.int32), "message": np.asarray(self.message, dtype=str),
                 "series": dict(self.series), "stats": dict(self.stats),
                 "events": [e.to_dict() if hasattr(e, "to_dict") else e for e in self.events],
-                "params": _plain(self.params), "batch_dims": list(self.batch_dims), "coords": dict(self.coords)}
+                "params": _plain(self.params), "batch_dims": list(self.batch_dims), "coords": dict(self.coords),
+                "particles": dict(self.particles),
+                **({} if self.particle_weights is None else {"particle_weights": self.particle_weights})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Trajectory:
@@ -282,7 +309,8 @@ class Trajectory:
         return cls(level=str(d["level"]), t=d["t"], m=d["m"], a=d["a"], loss=d["loss"], status=d["status"],
                    message=d["message"], series=d.get("series", {}), stats=d.get("stats", {}),
                    events=tuple(d.get("events", ())), params=d.get("params", {}),
-                   batch_dims=tuple(d.get("batch_dims", ())), coords=d.get("coords", {}))
+                   batch_dims=tuple(d.get("batch_dims", ())), coords=d.get("coords", {}),
+                   particles=d.get("particles", {}), particle_weights=d.get("particle_weights"))
 
     @classmethod
     def stack(cls, trajectories: Sequence[Trajectory], dim: str = "batch_0",
@@ -298,27 +326,35 @@ class Trajectory:
                 raise ValueError(f"trajectories[{i}]: already a batch")
             if tr.level != first.level or not np.array_equal(tr.t, first.t):
                 raise ValueError(f"trajectories[{i}]: another level or other save times than trajectories[0]")
-            if set(tr.series) != set(first.series) or set(tr.stats) != set(first.stats):
-                raise ValueError(f"trajectories[{i}]: other fields than trajectories[0]")
+            if (set(tr.series) != set(first.series) or set(tr.stats) != set(first.stats)
+                    or set(tr.particles) != set(first.particles) or tr.n_particles != first.n_particles):
+                raise ValueError(f"trajectories[{i}]: other fields (or numbers of particles) than trajectories[0]")
         return cls(level=first.level, t=first.t, m=np.stack([t.m for t in trs]), a=np.stack([t.a for t in trs]),
                    loss=np.stack([t.loss for t in trs]), status=np.array([int(t.status) for t in trs]),
                    message=np.array([t.message for t in trs]),
                    series={k: np.stack([t.series[k] for t in trs]) for k in first.series},
                    stats={k: np.stack([t.stats[k] for t in trs]) for k in first.stats},
                    params=first.params, batch_dims=(dim,),
-                   coords={dim: np.asarray(coord)} if coord is not None else {})
+                   coords={dim: np.asarray(coord)} if coord is not None else {},
+                   particles={k: np.stack([t.particles[k] for t in trs]) for k in first.particles},
+                   particle_weights=None if first.particle_weights is None else np.stack(
+                       [t.particle_weights for t in trs]))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trajectory):
             return NotImplemented
         if self.level != other.level or self.batch_shape != other.batch_shape:
             return False
-        if set(self.series) != set(other.series) or set(self.stats) != set(other.stats):
+        if (set(self.series) != set(other.series) or set(self.stats) != set(other.stats)
+                or set(self.particles) != set(other.particles)
+                or (self.particle_weights is None) != (other.particle_weights is None)):
             return False
         pairs = [(self.t, other.t), (self.m, other.m), (self.a, other.a), (self.loss, other.loss),
                  (np.asarray(self.status), np.asarray(other.status)),
                  *((self.series[k], other.series[k]) for k in self.series),
-                 *((self.stats[k], other.stats[k]) for k in self.stats)]
+                 *((self.stats[k], other.stats[k]) for k in self.stats),
+                 *((self.particles[k], other.particles[k]) for k in self.particles),
+                 *(() if self.particle_weights is None else ((self.particle_weights, other.particle_weights),))]
         for x, y in pairs:
             if x.shape != y.shape or not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
                 return False
@@ -355,6 +391,30 @@ class Trajectory:
 
 def _g(x: Any) -> str:
     return f"{float(x):.4g}"
+
+
+def _check_particles(tr: Trajectory, shape: tuple[int, ...], T: int) -> None:
+    """Validate and freeze ``particles`` (``shape + (N, T)`` each) and ``particle_weights`` (``shape + (N,)``)."""
+    set_ = object.__setattr__
+    w = tr.particle_weights
+    parts = dict(tr.particles)
+    if w is None:
+        if parts:
+            raise ValueError("particles: per-particle values need their particle_weights")
+        set_(tr, "particles", {})
+        return
+    w = np.asarray(w, dtype=float)
+    if w.shape[:-1] != shape or w.ndim != len(shape) + 1 or w.shape[-1] < 1:
+        raise ValueError(f"particle_weights: shape {w.shape}; expected the batch shape {shape} + (N,)")
+    N = w.shape[-1]
+    out = {}
+    for k, v in parts.items():
+        v = np.asarray(v, dtype=float)
+        if v.shape != shape + (N, T):
+            raise ValueError(f"particles {k!r}: shape {v.shape}; expected {shape + (N, T)}")
+        out[k] = _readonly(v)
+    set_(tr, "particles", out)
+    set_(tr, "particle_weights", _readonly(w))
 
 
 def _plain(obj: Any) -> Any:

@@ -5,6 +5,7 @@ from . import _testing as _testing
 from . import hermite as hermite
 from . import model as model
 from . import ode as ode
+from . import particles as particles
 from . import runtime as runtime
 from . import effective as effective
 from . import sgd as sgd

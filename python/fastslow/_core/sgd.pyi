@@ -25,8 +25,13 @@ class TrainerConfig:
     m0: float
     threads: int
     sampler: str
+    a_dist: int
+    a_sigma: float
+    a_positive: float
+    m_dist: int
     def __init__(self, *, d: int, n: int, batch: int, dt: float, lr_w: float, lr_a: float, noise: float = 0.0,
-                 seed: int = 0, a0: float = 1.0, m0: float = 0.0, threads: int = 1, sampler: str = "direct") -> None: ...
+                 seed: int = 0, a0: float = 1.0, m0: float = 0.0, threads: int = 1, sampler: str = "direct",
+                 a_dist: int = 0, a_sigma: float = 0.0, a_positive: float = 0.5, m_dist: int = 0) -> None: ...
 
 class OrderParameters:
     m_mean: float

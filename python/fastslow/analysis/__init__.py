@@ -10,11 +10,14 @@ One module per idea (re-exported here):
   description: :meth:`AsymptoticLaw.trajectory`);
 - :mod:`~fastslow.analysis.slow_flow`: the reduced flow on attracting branches (level ``"slow_flow"``);
 - :mod:`~fastslow.analysis.classify`: what ODE trajectories do by a horizon (:class:`Thresholds`);
-- :mod:`~fastslow.analysis.phase`: phase diagrams over any two named parameters.
+- :mod:`~fastslow.analysis.phase`: phase diagrams over any two named parameters;
+- :mod:`~fastslow.analysis.groups`: the same lifted to a few particle groups (critical points,
+  their fast stability, the slow flow with poles and jumps).
 """
 
 from .classify import DEFAULT_THRESHOLDS, OUTCOMES, Classification, Thresholds, classify, classify_batch, \
     classify_trajectory
+from .groups import GroupPoint, GroupSlowFlow, group_critical_points, solve_group_slow_flow
 from .equilibria import Equilibrium, equilibria, jacobian
 from .law import AsymptoticLaw, asymptotic_law
 from .manifold import Branch, CriticalManifold, Fold, ManifoldStructure, branch_points, critical_manifold, \
@@ -31,4 +34,5 @@ __all__ = [
     "OUTCOMES", "Thresholds", "DEFAULT_THRESHOLDS", "Classification", "classify", "classify_batch",
     "classify_trajectory",
     "PhaseDiagram", "phase_diagram",
+    "GroupPoint", "GroupSlowFlow", "group_critical_points", "solve_group_slow_flow",
 ]
