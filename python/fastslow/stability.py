@@ -280,7 +280,8 @@ def stable_schedule(model: Model, t_max: float, *, a0: float, m0: float = 0.0, d
     N = np.concatenate([[0.0], np.cumsum(0.5 * (inv_h[1:] + inv_h[:-1]) * np.diff(grid))])
     K = max(1, int(math.ceil(N[-1] - 1e-9)))
     if k0 + K > max_steps:
-        raise ValueError(f"t_max: the stable schedule takes {k0 + K:,} steps to t = {t_max:g}, more than max_steps = "
-                         f"{max_steps:,}")
+        raise ValueError(f"t_max: the stable schedule from a0 = {a0:g}, m0 = {m0:g} takes {k0 + K:,} steps to "
+                         f"t = {t_max:g}, more than max_steps = {max_steps:,} (the fast rate grows with a0^2: a shorter "
+                         "t_max, a smaller a0 or a larger max_steps)")
     times = np.interp(np.linspace(0.0, N[-1], K + 1), N, grid)
     return StepSchedule(np.concatenate([np.full(k0, dt), np.diff(times)]))
