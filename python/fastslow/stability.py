@@ -130,6 +130,12 @@ class Stability:
         """``dt`` stays stable over the whole horizon."""
         return math.isnan(self.t_unstable)
 
+    def __repr__(self) -> str:
+        head = f"Stability(dt = {self.dt:g} over t <= {float(self.t[-1]):.4g}: "
+        if self.stable:
+            return head + f"stable; bound at the horizon {self.dt_bound:.4g})"
+        return head + f"unstable from t = {self.t_unstable:.6g} ({self.mode} mode); bound at the horizon {self.dt_bound:.4g})"
+
 
 def _bounds(model: Model, m: Any, a: Any, safety: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The stable steps of the fast mode and of the collective mode."""
