@@ -161,7 +161,7 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
     interrupted = failed = False
     lost: dict[str, str] = {}
     cl = cluster = None
-    opened = False
+    opened = late_interrupt = False
     try:
         with guard:
             if client is None:
@@ -186,10 +186,13 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
         if cluster is not None and failed:
             close_quickly(cl, cluster)  # Ctrl-C: within a second
         elif opened and cl is not None:
-            with contextlib.suppress(Exception):
+            # Ctrl-C while the cluster closes is taken once it is closed (an interrupt inside
+            # distributed's close would leave it to its atexit hook, which waits 10 s more)
+            with guard, guard.deferred(), contextlib.suppress(Exception):
                 cl.close()
                 if cluster is not None:
                     cluster.close()
+            late_interrupt = guard.pending
         if bar is not None:
             bar.close()
         run = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": executor, "tasks_run": state["computed"],
@@ -201,6 +204,8 @@ def _run(spec: SweepSpec, client: Any, st: Any, workers: int | None, progress: b
         if st is not None:
             with contextlib.suppress(Exception) if failed else contextlib.nullcontext():
                 st.log(run)
+    if late_interrupt:
+        raise KeyboardInterrupt
     if stored_remotely:  # the workers wrote the arrays: read them back (checked)
         from .store import read_back
 

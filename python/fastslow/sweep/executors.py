@@ -278,6 +278,10 @@ def _close_quickly(client: Any, cluster: Any) -> None:
                 proc.kill()
     with contextlib.suppress(Exception):
         cluster.close(timeout=2)
+    # Whatever is left of it (its worker processes are killed) must not be closed again at exit:
+    # distributed's atexit hook would wait up to 10 s more for a cluster that did not close in time.
+    with contextlib.suppress(Exception):
+        cluster.shutdown_on_close = False
 
 
 def _slots_by_host(client: Any) -> dict[str, int]:
