@@ -88,6 +88,15 @@ class InitialLaw:
                   or (self.a_dist == "signs" and self.a_positive in (0.0, 1.0)) or self.a0 == 0.0)
         return same_a and self.m_dist == "fixed"
 
+    @property
+    def point(self) -> tuple[float, float]:
+        """The ``(a0, m0)`` every neuron starts at, for an :attr:`identical` law (``-a0`` for a law of
+        signs with no positive neuron); a ``ValueError`` for a heterogeneous one."""
+        if not self.identical:
+            raise ValueError(f"law: {self!r} is heterogeneous (its neurons do not share one (a0, m0))")
+        a = -self.a0 if self.a_dist == "signs" and self.a_positive == 0.0 else self.a0
+        return float(a), float(self.m0)
+
     def _dim(self) -> int:
         """The input dimension of a law on the sphere (``__post_init__`` requires it there)."""
         if self.d is None:

@@ -187,8 +187,6 @@ def _order_key(key: Any, field: str) -> int:
 
 _NOT_AXIS_LH = "a setting of the long-horizon study (a run, not a sweep task)"
 _NOT_AXIS_T = "the trajectories share the time coordinate t; sweep over analysis.classify_t_max or run several sweeps"
-_NOT_AXIS_LAW = ("a heterogeneous initial law is not wired into sweeps (their cells integrate identical neurons, "
-                 "the 2-D limit ODE); use fastslow.solve_particles_batch over a grid, as examples/particles_phase.py")
 
 PARAMS: dict[str, Param] = {p.path: p for p in [
     # -- the model ----------------------------------------------------------------------------
@@ -218,23 +216,23 @@ PARAMS: dict[str, Param] = {p.path: p for p in [
           hi_open=True, short="m0", label="m0, initial alignment"),
     Param("init.a_dist", "str", "constant", "law of the second layer: constant (a_i = a0), normal (a_i ~ "
           "N(a0, a_sigma^2)) or signs (+a0 for a fraction a_positive of the neurons, -a0 for the others)",
-          choices=("constant", "normal", "signs"), short="a_dist", label="law of the second layer", axis=_NOT_AXIS_LAW),
+          choices=("constant", "normal", "signs"), short="a_dist", label="law of the second layer"),
     Param("init.a_sigma", "float", 0.0, "spread of a normal second layer (a_dist = normal)", lo=0.0, hi=1e6,
-          short="a_sigma", label="a_sigma, spread of the initial second layer", axis=_NOT_AXIS_LAW),
+          short="a_sigma", label="a_sigma, spread of the initial second layer"),
     Param("init.a_positive", "float", 0.5, "fraction of neurons at +a0 (a_dist = signs)", lo=0.0, hi=1.0,
-          short="a_positive", label="fraction of positive second-layer weights", axis=_NOT_AXIS_LAW),
+          short="a_positive", label="fraction of positive second-layer weights"),
     Param("init.m_dist", "str", "fixed", "law of the first layer: fixed (every w_i at alignment m0) or sphere "
           "(w_i uniform on the sphere of dimension sgd.d; m0 ignored)", choices=("fixed", "sphere"),
-          short="m_dist", label="law of the first layer", axis=_NOT_AXIS_LAW),
+          short="m_dist", label="law of the first layer"),
     # -- the particle limit --------------------------------------------------------------------
     Param("particles.n", "int", 64, "particles representing the initial law in the particle limit (at most; "
           "a law of two signs needs two)", lo=1, hi=10_000_000, short="n_particles",
-          label="particles of the particle limit", axis=_NOT_AXIS_LAW),
+          label="particles of the particle limit"),
     Param("particles.draw", "str", "quadrature", "how particles represent the law: quadrature (Gauss nodes "
           "and weights) or sample (independent draws, equal weights)", choices=("quadrature", "sample"),
-          short="draw", label="particle draw", axis=_NOT_AXIS_LAW),
+          short="draw", label="particle draw"),
     Param("particles.seed", "int", 0, "seed of the draws (particles.draw = sample)", lo=0, hi=2**63 - 1,
-          label="particle seed", axis=_NOT_AXIS_LAW),
+          label="particle seed"),
     # -- the limit ODE -------------------------------------------------------------------------
     Param("ode.t_max", "float", 1e7, "horizon of the limit ODE (ODE time)", lo=0.0, lo_open=True, hi=1e15,
           short="t_max", label="t_max (ODE time)", axis=_NOT_AXIS_T),

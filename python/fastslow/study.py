@@ -24,7 +24,7 @@ from .ode import solve_ode, solve_ode_batch
 from .sgd import train_sgd
 from .trajectory import Comparison, Trajectory, compare
 
-__all__ = ["SGDStudy", "sgd_against_ode", "FenichelStudy", "fenichel_deviation", "LimitCells", "limit_cells",
+__all__ = ["SGDStudy", "sgd_against_ode", "FenichelStudy", "fenichel_deviation", "LimitCells", "limit_cells", "model_laws",
            "DeviationStudy", "deviation_against_width", "loglog_slope"]
 
 
@@ -50,11 +50,16 @@ class SGDStudy:
         The limit ODE from the same initial condition, saved at ``sgd.t``.
     comparison : Comparison
         ``sgd - ode`` per seed.
+    cloud : ndarray or None
+        With a heterogeneous initial law (:func:`fastslow.particle_study.sgd_against_particles`, where
+        ``ode`` is the particle limit): the sliced-Wasserstein distance between the SGD neurons and
+        the particles, per seed and record. None for identical neurons.
     """
 
     sgd: Trajectory
     ode: Trajectory
     comparison: Comparison
+    cloud: np.ndarray | None = None
 
     @property
     def seeds(self) -> list[int]:
@@ -80,6 +85,8 @@ class SGDStudy:
         ds["ode_m"] = ("t", self.ode.m)
         ds["ode_a"] = ("t", self.ode.a)
         ds["ode_loss"] = ("t", self.ode.loss)
+        if self.cloud is not None:
+            ds["cloud"] = (("seed", "t"), self.cloud)
         return ds
 
 
@@ -161,6 +168,30 @@ def fenichel_deviation(model: Model, *, a0: float, m0: float = 0.0, eps: Sequenc
                          slope_a=loglog_slope(eps_arr, da_a), tau=tau_arr)
 
 
+def model_laws(models: Model | Sequence[Model], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The asymptotic law of each cell's model, computed once per distinct model: ``(verdict,
+    exponent, error)`` arrays of ``shape`` (``models`` broadcast to it along the last axis, as in
+    :func:`~fastslow.solve_ode_batch`). A model whose law fails gets ``""``, NaN and the error; the
+    others go on."""
+    from .analysis import asymptotic_law
+
+    model_list = [models] if isinstance(models, Model) else list(models)
+    verdicts: dict[int, tuple[str, float, str]] = {}
+    for mdl in model_list:
+        if id(mdl) in verdicts:
+            continue
+        try:  # one model's law failing must not cost the other models theirs
+            lw = asymptotic_law(mdl, limits=False)
+            verdicts[id(mdl)] = (lw.verdict, lw.exponent, "")
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            verdicts[id(mdl)] = ("", math.nan, f"asymptotic_law: {type(exc).__name__}: {exc}")
+    idx = np.broadcast_to(np.arange(len(model_list)) if len(model_list) > 1 else np.zeros(1, int), shape)
+    rows = [verdicts[id(model_list[i])] for i in np.asarray(idx).ravel()]
+    return (np.array([r[0] for r in rows], dtype=str).reshape(shape),
+            np.array([r[1] for r in rows], dtype=float).reshape(shape),
+            np.array([r[2] for r in rows], dtype=str).reshape(shape))
+
+
 @dataclass(frozen=True, repr=False)
 class LimitCells:
     """The limit ODE of many cells, with what each trajectory does and what the law says.
@@ -211,7 +242,7 @@ def limit_cells(models: Model | Sequence[Model], *, a0: Any, m0: Any = 0.0, t_ev
     classify_t_max : float, optional
         The classification horizon (None: no classification and no law).
     """
-    from .analysis import asymptotic_law, classify_batch
+    from .analysis import classify_batch
 
     if t_eval is None and classify_t_max is None:
         raise ValueError("t_eval and classify_t_max: give at least one")
@@ -221,22 +252,7 @@ def limit_cells(models: Model | Sequence[Model], *, a0: Any, m0: Any = 0.0, t_ev
     cls = law = law_exp = law_err = None
     if classify_t_max is not None:
         cls = classify_batch(models, a0=a0, m0=m0, t_max=classify_t_max, rtol=rtol, threads=threads)
-        shape = np.shape(cls.outcome)
-        model_list = [models] if isinstance(models, Model) else list(models)
-        verdicts: dict[int, tuple[str, float, str]] = {}
-        for mdl in model_list:
-            if id(mdl) in verdicts:
-                continue
-            try:  # one model's law failing must not cost the other models theirs
-                lw = asymptotic_law(mdl, limits=False)
-                verdicts[id(mdl)] = (lw.verdict, lw.exponent, "")
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-                verdicts[id(mdl)] = ("", math.nan, f"asymptotic_law: {type(exc).__name__}: {exc}")
-        idx = np.broadcast_to(np.arange(len(model_list)) if len(model_list) > 1 else np.zeros(1, int), shape)
-        rows = [verdicts[id(model_list[i])] for i in np.asarray(idx).ravel()]
-        law = np.array([r[0] for r in rows], dtype=str).reshape(shape)
-        law_exp = np.array([r[1] for r in rows], dtype=float).reshape(shape)
-        law_err = np.array([r[2] for r in rows], dtype=str).reshape(shape)
+        law, law_exp, law_err = model_laws(models, np.shape(cls.outcome))
     return LimitCells(ode=ode, classification=cls, law=law, law_exponent=law_exp, law_error=law_err)
 
 

@@ -363,8 +363,6 @@ class SweepSpec:
                 raise SweepError(f"base.{exc}") from None
         else:
             raise SweepError(f"base: expected a Config or a table, got {type(base).__name__}")
-        if not cfg.initial_law().identical:
-            raise SweepError(f"base.init.a_dist: {params.PARAMS['init.a_dist'].axis} (got {cfg.initial_law()!r})")
         comp = _compute(compute)
         ax = _parse_axes({} if axes is None else axes)
         if "sgd" in comp and not any("sgd.seed" in a.fields for a in ax):

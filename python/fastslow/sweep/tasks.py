@@ -3,7 +3,15 @@
 ODE/analysis cells are grouped in blocks (:attr:`SweepSpec.block`, a rectangle of the grid and a
 contiguous range of cells), one :func:`fastslow.study.limit_cells` call per group of equal solver
 settings (so one batch over every core); an SGD cell is one task, one
-:func:`fastslow.study.sgd_against_ode` call. A task returns its arrays, one value (or one row) per
+:func:`fastslow.study.sgd_against_ode` call.
+
+A cell's initial law (``init.a_dist``, ``init.a_sigma``, ``init.a_positive``, ``init.m_dist``, with
+``init.a0``, ``init.m0`` and ``sgd.d``) decides its level: identical neurons integrate the 2-D limit
+ODE as above; a heterogeneous law integrates the particle limit of ``particles.n`` particles
+(:func:`fastslow.particle_study.particle_cells`, one batch per group of equal settings), and its SGD
+cell draws the network from the law and compares it with the particle limit
+(:func:`fastslow.particle_study.sgd_against_particles`). Both store the same variables (the
+particle limit's weighted means as ``ode_m``, ``ode_a``), with ``level`` saying which. A task returns its arrays, one value (or one row) per
 cell: what a cell's own computation raised (a bad parameter combination, a diverged run, a failed
 solve) is recorded in ``ode_error`` / ``sgd_error`` and the other cells go on. Anything else, such
 as the cancellation that Ctrl-C sets off (``KeyboardInterrupt``), propagates: it is not a result.
@@ -143,6 +151,19 @@ class _Cell:
     atol: float
     classify_t_max: float
     sgd: dict[str, Any]
+    law: dict[str, Any]
+    particles: tuple[int, str, int]
+
+    @property
+    def uniform(self) -> bool:
+        """Every cell of the group has identical neurons whatever its ``a0``, ``m0``."""
+        return self.law["a_dist"] == "constant" and self.law["m_dist"] == "fixed"
+
+    def initial_law(self, a0: float, m0: float) -> Any:
+        """The cell's :class:`~fastslow.InitialLaw` (a ``ValueError`` for a bad combination)."""
+        from ..initial import InitialLaw
+
+        return InitialLaw(a0=float(a0), m0=float(m0), **self.law)
 
 
 def _settle(base: Config, overrides: Mapping[params.Param, Any]) -> _Cell:
@@ -154,10 +175,15 @@ def _settle(base: Config, overrides: Mapping[params.Param, Any]) -> _Cell:
     for p, v in overrides.items():
         if p.section == "sgd":
             sgd[p.field] = v
+    law = {k: val.get(f"init.{k}", getattr(base.init, k)) for k in ("a_dist", "a_sigma", "a_positive", "m_dist")}
+    law["d"] = sgd["d"]
+    pa = base.particles
+    particles = (val.get("particles.n", pa.n), val.get("particles.draw", pa.draw), val.get("particles.seed", pa.seed))
     return _Cell(model=_model(base, model_changes), a0=val.get("init.a0", base.init.a0),
                  m0=val.get("init.m0", base.init.m0), rtol=val.get("ode.rtol", base.ode.rtol),
                  atol=val.get("ode.atol", base.ode.atol),
-                 classify_t_max=val.get("analysis.classify_t_max", base.analysis.classify_t_max), sgd=sgd)
+                 classify_t_max=val.get("analysis.classify_t_max", base.analysis.classify_t_max), sgd=sgd,
+                 law=law, particles=particles)
 
 
 def _axis_params(spec: SweepSpec) -> list[list[params.Param]]:
@@ -224,7 +250,7 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
     groups, init = _groups(spec, task)
     a0, m0 = np.full(n, np.nan), np.full(n, np.nan)
     models: list[Any] = [None] * n
-    settings: dict[tuple[float, float, float], list[np.ndarray]] = {}
+    settled: list[tuple[_Cell, np.ndarray]] = []
     for overrides, members in groups:
         try:
             c = _settle(spec.base, overrides)
@@ -234,12 +260,35 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
         a0[members], m0[members] = c.a0, c.m0
         for j in members:
             models[j] = c.model
-        settings.setdefault((c.rtol, c.atol, c.classify_t_max), []).append(members)
+        settled.append((c, members))
     ok = np.array([m is not None for m in models])
     if "init.a0" in init:
         a0 = np.where(ok, init["init.a0"], np.nan)
     if "init.m0" in init:
         m0 = np.where(ok, init["init.m0"], np.nan)
+    # each cell's level: identical neurons (the ODE, from the point they share) or a law of particles
+    laws: list[Any] = [None] * n
+    settings: dict[tuple[float, float, float], list[np.ndarray]] = {}
+    p_settings: dict[tuple[Any, ...], list[int]] = {}
+    for c, members in settled:
+        if c.uniform:
+            settings.setdefault((c.rtol, c.atol, c.classify_t_max), []).append(members)
+            continue
+        same = []
+        for j in members.tolist():
+            try:
+                law = c.initial_law(a0[j], m0[j])
+            except CELL_ERRORS as exc:
+                err[j] = _error_text(exc)
+                continue
+            if law.identical:
+                a0[j], m0[j] = law.point
+                same.append(j)
+            else:
+                laws[j] = law
+                p_settings.setdefault((c.rtol, c.atol, c.classify_t_max, *c.particles), []).append(j)
+        if same:
+            settings.setdefault((c.rtol, c.atol, c.classify_t_max), []).append(np.array(same, dtype=np.int64))
     t = save_times(spec.base.ode.t_max, spec.base.ode.points)
     do_ode, do_an = "ode" in spec.compute, "analysis" in spec.compute
 
@@ -256,6 +305,8 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
             out["m_final"][js], out["a_final"][js] = b.m[:, -1], b.a[:, -1]
             out["ode_status"][js] = np.asarray(b.status)
             out["ode_message"][js] = [truncate(str(x)) for x in np.asarray(b.message).tolist()]
+            out["m_abs"][js] = np.abs(b.m)
+        out["level"][js], out["particle_count"][js] = "ode", 1
         if do_an:
             cl = lc.classification
             out["outcome"][js] = np.asarray(cl.outcome).astype(str)
@@ -282,11 +333,59 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
                     solve(mj, models[same_model[0]], rtol, atol, t_cls)
                 except CELL_ERRORS as exc:
                     err[mj] = _error_text(exc)
+    for key, cells in p_settings.items():
+        _particle_block(spec, out, err, np.array(cells, dtype=np.int64), [laws[j] for j in cells],
+                        [models[j] for j in cells], key, t if do_ode else None, do_an, threads, lock)
     out["ode_error"] = err
     return {k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()}
 
 
+def _particle_block(spec: SweepSpec, out: dict[str, np.ndarray], err: np.ndarray, js: np.ndarray, laws: list[Any],
+                    models: list[Any], key: tuple[Any, ...], t: np.ndarray | None, do_an: bool, threads: int,
+                    lock: Any) -> None:
+    """The particle limit of the cells ``js`` (heterogeneous laws of equal settings ``key``) into
+    ``out``; a failure is retried cell by cell, so only the failing cells get the error."""
+    from ..particle_study import particle_cells
+
+    rtol, atol, t_cls, n_part, draw, seed = key
+
+    def solve(idx: list[int]) -> None:
+        with lock or contextlib.nullcontext():
+            pc = particle_cells([models[i] for i in idx], [laws[i] for i in idx], n_particles=n_part, draw=draw,
+                                seed=seed, t_eval=t, classify_t_max=t_cls if do_an else None, rtol=rtol, atol=atol,
+                                threads=threads)
+        _no_interrupt(pc.status)
+        cj = js[idx]
+        out["level"][cj], out["particle_count"][cj] = "particles", pc.n_particles
+        if t is not None:
+            assert pc.m is not None and pc.a is not None
+            for name, v in (("ode_m", pc.m), ("ode_a", pc.a), ("ode_loss", pc.loss), ("m_abs", pc.m_abs),
+                            ("m_peak", pc.m_peak), ("t_peak", pc.t_peak), ("t_half", pc.t_half),
+                            ("m_final", pc.m[:, -1]), ("a_final", pc.a[:, -1]), ("ode_status", pc.status)):
+                out[name][cj] = v
+            out["ode_message"][cj] = [truncate(str(x)) for x in pc.message.tolist()]
+        if do_an:
+            cl = pc.classification
+            out["outcome"][cj] = np.asarray(cl.outcome).astype(str)
+            out["exponent"][cj] = cl.exponent
+            out["law"][cj] = np.asarray(pc.law).astype(str)
+            out["law_exponent"][cj] = pc.law_exponent
+            failed = np.asarray(pc.law_error) != ""
+            if failed.any():
+                err[cj[failed]] = np.asarray(pc.law_error)[failed]
+
+    try:
+        solve(list(range(js.size)))
+    except CELL_ERRORS:
+        for i in range(js.size):
+            try:
+                solve([i])
+            except CELL_ERRORS as exc:
+                err[js[i]] = _error_text(exc)
+
+
 def _run_sgd(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, np.ndarray]:
+    from ..particle_study import sgd_against_particles
     from ..study import sgd_against_ode
 
     out = _empty(spec, "sgd", 1)
@@ -297,9 +396,17 @@ def _run_sgd(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
         c = _settle(spec.base, overrides)
         s = dict(c.sgd)
         seed = s.pop("seed")
+        law = c.initial_law(c.a0, c.m0)
         with lock or contextlib.nullcontext():
-            st = sgd_against_ode(c.model, **s, a0=c.a0, m0=c.m0, seeds=[seed], record=spec.base.sgd.record,
-                                 spacing="linear", threads=threads, rtol=c.rtol, atol=c.atol)
+            if law.identical:
+                a0, m0 = law.point
+                st = sgd_against_ode(c.model, **s, a0=a0, m0=m0, seeds=[seed], record=spec.base.sgd.record,
+                                     spacing="linear", threads=threads, rtol=c.rtol, atol=c.atol)
+            else:
+                n_part, draw, p_seed = c.particles
+                st = sgd_against_particles(c.model, law, **s, seeds=[seed], record=spec.base.sgd.record,
+                                           spacing="linear", threads=threads, rtol=c.rtol, atol=c.atol,
+                                           n_particles=n_part, draw=draw, particle_seed=p_seed)
         sg, ode = st.sgd, st.ode
         _no_interrupt(sg.status)
         k = sg.t.size
@@ -307,6 +414,8 @@ def _run_sgd(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
                         ("sgd_a_mean", sg.a[0]), ("sgd_a_std", sg.a_std[0]), ("sgd_batch_loss", sg.batch_loss[0]),
                         ("sgd_pop_loss", sg.loss[0]), ("sgd_ode_m", ode.m), ("sgd_ode_a", ode.a)):
             out[name][0, :k] = v
+        if st.cloud is not None:
+            out["sgd_cloud"][0, :k] = st.cloud[0]
         out["sgd_max_dm"][0], out["sgd_max_da"][0] = st.comparison.max_dm, st.comparison.max_da
     except CELL_ERRORS as exc:
         out = _empty(spec, "sgd", 1)

@@ -34,8 +34,9 @@ class Variable:
     kind : str
         ``"ode"`` or ``"sgd"``: the kind of task that computes it.
     needs : str
-        What ``compute`` must hold for it to exist (``"ode"``, ``"analysis"``, ``"sgd"``), or
-        ``"kind"`` for the per-kind bookkeeping (``ode_done``, ``ode_error``, ...).
+        What ``compute`` must hold for it to exist (``"ode"``, ``"analysis"``, ``"sgd"``, or either of
+        two: ``"ode|analysis"``), or ``"kind"`` for the per-kind bookkeeping (``ode_done``,
+        ``ode_error``, ...).
     dtype : str
         ``"f8"``, ``"i4"``, ``"bool"`` or ``"str"``.
     extra : str or None
@@ -60,10 +61,17 @@ def _v(name: str, kind: str, needs: str, dtype: str, extra: str | None, descript
 
 
 VARIABLES: tuple[Variable, ...] = (
-    _v("ode_m", "ode", "ode", "f8", "t", "m(t) of the limit ODE"),
-    _v("ode_a", "ode", "ode", "f8", "t", "a(t) of the limit ODE"),
-    _v("ode_loss", "ode", "ode", "f8", "t", "population loss on the ODE"),
-    _v("m_peak", "ode", "ode", "f8", None, "peak alignment of the ODE"),
+    _v("level", "ode", "ode|analysis", "str", None,
+       "level integrated: ode (identical neurons: the 2-D limit ODE) or particles (a heterogeneous initial law: "
+       "the particle limit of particles.n particles)"),
+    _v("particle_count", "ode", "ode|analysis", "i4", None,
+       "particles representing the cell's initial law (1 for identical neurons)"),
+    _v("ode_m", "ode", "ode", "f8", "t", "m(t) of the limit ODE (the particles' weighted mean at level particles)"),
+    _v("ode_a", "ode", "ode", "f8", "t", "a(t) of the limit ODE (the particles' weighted mean at level particles)"),
+    _v("ode_loss", "ode", "ode", "f8", "t", "population loss of the limit (the ODE or the particle limit)"),
+    _v("m_abs", "ode", "ode", "f8", "t", "|m|(t) = sum_i w_i |m_i|, the alignment of a heterogeneous network "
+       "(|m| of the ODE for identical neurons)"),
+    _v("m_peak", "ode", "ode", "f8", None, "peak alignment of the ODE (of the weighted mean m at level particles)"),
     _v("t_peak", "ode", "ode", "f8", None, "time of the peak alignment"),
     _v("t_half", "ode", "ode", "f8", None,
        "unlearning half-life: first time after the peak with m = m_peak / 2 (NaN: not reached)"),
@@ -72,9 +80,10 @@ VARIABLES: tuple[Variable, ...] = (
     _v("ode_status", "ode", "ode", "i4", None, "0 success, < 0 failure (-100: not computed)"),
     _v("ode_message", "ode", "ode", "str", None, "the solver's message on failure"),
     _v("outcome", "ode", "analysis", "str", None,
-       "classification by analysis.classify_t_max: learning, lazy, unlearning, undetermined, failed"),
+       "classification by analysis.classify_t_max: learning, lazy, unlearning, undetermined, failed "
+       "(at level particles: of |m| = sum_i w_i |m_i| and |a| = sum_i w_i |a_i|)"),
     _v("exponent", "ode", "analysis", "f8", None,
-       "measured d log|a| / d log t over the last decade before analysis.classify_t_max"),
+       "measured -d log|m| / d log t over the last decade before analysis.classify_t_max (unlearning only)"),
     _v("law", "ode", "analysis", "str", None, "asymptotic law's verdict: unlearning, learning, pinned, undetermined"),
     _v("law_exponent", "ode", "analysis", "f8", None, "asymptotic law's exponent 1/(q+1) (NaN unless unlearning)"),
     _v("sgd_t", "sgd", "sgd", "f8", "record", "ODE time of each SGD record"),
@@ -84,10 +93,14 @@ VARIABLES: tuple[Variable, ...] = (
     _v("sgd_a_std", "sgd", "sgd", "f8", "record", "SGD second-layer spread"),
     _v("sgd_batch_loss", "sgd", "sgd", "f8", "record", "SGD batch loss"),
     _v("sgd_pop_loss", "sgd", "sgd", "f8", "record", "exact population loss of the finite network"),
-    _v("sgd_ode_m", "sgd", "sgd", "f8", "record", "limit ODE m at the SGD record times"),
-    _v("sgd_ode_a", "sgd", "sgd", "f8", "record", "limit ODE a at the SGD record times"),
-    _v("sgd_max_dm", "sgd", "sgd", "f8", None, "max |m_mean - m_ODE| over the records"),
-    _v("sgd_max_da", "sgd", "sgd", "f8", None, "max |a_mean - a_ODE| over the records"),
+    _v("sgd_ode_m", "sgd", "sgd", "f8", "record",
+       "the limit's m at the SGD record times (the ODE; the particle limit's weighted mean for a heterogeneous law)"),
+    _v("sgd_ode_a", "sgd", "sgd", "f8", "record",
+       "the limit's a at the SGD record times (the ODE; the particle limit's weighted mean for a heterogeneous law)"),
+    _v("sgd_cloud", "sgd", "sgd", "f8", "record", "sliced-Wasserstein distance between the SGD neurons' (m_i, a_i) "
+       "and the particle limit's particles (a heterogeneous law only; NaN for identical neurons)"),
+    _v("sgd_max_dm", "sgd", "sgd", "f8", None, "max |m_mean - m_limit| over the records"),
+    _v("sgd_max_da", "sgd", "sgd", "f8", None, "max |a_mean - a_limit| over the records"),
     # per kind of task: its errors and which of its tasks finished (the store's bookkeeping; the
     # dataset joins them into `error` and `done`)
     _v("ode_error", "ode", "kind", "str", None, "the error of the cell's ODE/analysis task ('' if none)"),
@@ -134,7 +147,7 @@ def variables_for(compute: tuple[str, ...], kind: str | None = None, *, bookkeep
     """The variables of a sweep computing ``compute`` (of one kind of task if given), in catalogue
     order; with ``bookkeeping`` the per-kind ``*_error`` and ``*_done`` too (last)."""
     kinds = kinds_for(compute)
-    out = [v for v in VARIABLES if v.needs in compute and v.kind in kinds and (kind is None or v.kind == kind)]
+    out = [v for v in VARIABLES if any(x in compute for x in v.needs.split("|")) and v.kind in kinds and (kind is None or v.kind == kind)]
     if bookkeeping:
         out += [v for v in VARIABLES if v.needs == "kind" and v.kind in kinds and (kind is None or v.kind == kind)]
     return out
