@@ -1,33 +1,39 @@
-"""Does unlearning survive a random second layer? A (mu, sigma) grid of the particle limit.
+"""Does unlearning survive a random second layer? A (mu, sigma) phase diagram of the particle limit, as a sweep.
 
 Every neuron starts at ``m_i = 0.1`` with ``a_i ~ N(mu, sigma^2)`` (so a fraction
 ``Phi(mu / sigma)`` of the second layer is positive: ``mu = 0`` is an even sign mix), represented
-by 16 Gauss-Hermite particles; the particle limit (:func:`fastslow.solve_particles_batch`) runs to
-``t = 1e7`` with ``lr_w = 1``, ``lr_a = 0.01`` for two cases of the paper:
+by 16 Gauss-Hermite particles; the particle limit runs to ``t = 1e7`` with ``lr_w = 1``,
+``lr_a = 0.01`` for two cases of the paper:
 
 * tanh student, target ``h1 + 0.3 h3``;
 * centred GELU student, targets ``h1 + 0.4 h2`` and ``h1 - 0.4 h2``.
 
-The alignment of a heterogeneous network is measured by ``|m| = sum_i w_i |m_i|`` (a neuron with
-``a_i < 0`` may align with ``-theta``). Per cell: its peak, its value at ``t = 1e7``, the verdict
-*unlearns* (the final value below half the peak) and the exponent ``p`` of ``|m| ~ t^-p`` fitted
-over the last decade (``t = 1e6 .. 1e7``). The row ``sigma = 0`` is the 2-D limit ODE (checked
-against :func:`fastslow.solve_ode`).
+The grid is the sweep ``examples/sweep_particles_phase.toml`` (:func:`fastslow.sweep`, axes
+``case`` x ``a_sigma`` x ``a0``; resumable in its store): its cells with ``sigma > 0`` integrate the
+particle limit (level ``particles``), those with ``sigma = 0`` are identical neurons and integrate
+the 2-D limit ODE (level ``ode``).
 
-This is a small grid computed here, not a :mod:`fastslow.sweep`: sweeps do not take a
-heterogeneous initial law yet (they refuse it with a named error).
+The alignment of a heterogeneous network is measured by ``|m| = sum_i w_i |m_i|`` (the sweep's
+``m_abs``; a neuron with ``a_i < 0`` may align with ``-theta``). Per cell: its peak, its value at
+``t = 1e7``, the verdict *unlearns* (the final value below half the peak) and the exponent ``p`` of
+``|m| ~ t^-p`` fitted over the last decade (``t = 1e6 .. 1e7``); the sweep's own classification
+(``outcome``, ``exponent``: two-point slope over the same decade) is printed beside it. Without
+``--quick`` the numbers are checked against ``examples/figures/particles_phase.json`` (the grid this
+example built by hand with :func:`fastslow.solve_particles_batch` before sweeps took a law) and the
+largest differences printed.
 
 Usage::
 
     python examples/particles_phase.py [--quick] [--out results/particles_phase]
 
-Writes ``phase.json`` and ``particles_phase.png``.
+Writes the sweep store ``sweep.zarr``, ``phase.json`` and ``particles_phase.png`` into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,29 +41,57 @@ from scipy import special
 
 import fastslow as fs
 
-LR_A = 0.01
-T_MAX = 1e7
-CASES = [("tanh, h1 + 0.3 h3", lambda: fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=LR_A)),
-         ("centred GELU, h1 + 0.4 h2", lambda: fs.Model("gelu", {1: 1.0, 2: 0.4}, lr_a=LR_A, centred=True)),
-         ("centred GELU, h1 - 0.4 h2", lambda: fs.Model("gelu", {1: 1.0, 2: -0.4}, lr_a=LR_A, centred=True))]
+HERE = Path(__file__).resolve().parent
+SPEC = HERE / "sweep_particles_phase.toml"
+REFERENCE = HERE / "figures" / "particles_phase.json"
+NAMES = ["tanh, h1 + 0.3 h3", "centred GELU, h1 + 0.4 h2", "centred GELU, h1 - 0.4 h2"]  # the axis "case"
 
 
-def grid(model: fs.Model, mus: np.ndarray, sigmas: np.ndarray, n_part: int, t: np.ndarray) -> dict:
-    x, wq = special.roots_hermitenorm(n_part)
-    wq = wq / wq.sum()
-    S, M = np.meshgrid(sigmas, mus, indexing="ij")  # rows: sigma, columns: mu
-    a0 = M[..., None] + S[..., None] * x
-    traj = fs.solve_particles_batch(model, t, a0=a0, m0=0.1, weights=wq)
-    mabs = np.sum(wq[:, None] * np.abs(traj.particles["m"]), axis=-2)  # (sigma, mu, T)
+def spec_for(quick: bool) -> fs.SweepSpec:
+    """The sweep of ``sweep_particles_phase.toml``; with ``quick`` a 4 x 3 grid of 8 particles."""
+    spec = fs.load_sweep_spec(SPEC)
+    if not quick:
+        return spec
+    base = spec.base.to_dict()
+    base["particles"]["n"] = 8
+    case = next(a for a in spec.axes if a.name == "case")
+    axes = {"case": {f: v.tolist() for f, v in zip(case.fields, case.values)}, "a_sigma": [0.0, 0.5, 2.0],
+            "a0": [-1.0, 0.0, 1.0, 2.0]}
+    return fs.SweepSpec.create(base, axes, compute=spec.compute)
+
+
+def summarise(ds, k: int) -> dict:
+    """Case ``k`` of the sweep: |m| (sigma, mu, T) after t = 0, its peak, final value, the fitted exponent."""
+    t = ds["t"].values[1:]
+    mabs = ds["m_abs"].isel(case=k).values[..., 1:]
     peak = mabs.max(-1)
     final = mabs[..., -1]
-    tail = t >= T_MAX / 10
-    slope = np.polyfit(np.log(t[tail]), np.log(np.maximum(mabs[..., tail], 1e-300)).reshape(-1, tail.sum()).T, 1)[0]
-    exponent = -slope.reshape(S.shape)
-    ode = fs.solve_ode_batch(model, t, a0=mus, m0=0.1)
-    return {"mabs": mabs, "peak": peak, "final": final, "exponent": exponent, "status": np.asarray(traj.status),
-            "unlearns": final < 0.5 * peak, "ode_diff": float(np.nanmax(np.abs(np.abs(ode.m) - mabs[0]))),
-            "positive_fraction": np.where(S > 0, special.ndtr(M / np.where(S > 0, S, 1.0)), (M > 0) + 0.5 * (M == 0))}
+    tail = t >= t[-1] / 10
+    logs = np.log(np.maximum(mabs[..., tail], 1e-300)).reshape(-1, tail.sum()).T
+    exponent = -np.polyfit(np.log(t[tail]), logs, 1)[0].reshape(peak.shape)
+    sig, mu = ds["a_sigma"].values[:, None], ds["a0"].values[None, :]
+    S, M = np.broadcast_arrays(sig, mu)
+    pos = np.where(S > 0, special.ndtr(M / np.where(S > 0, S, 1.0)), (M > 0) + 0.5 * (M == 0))
+    cell = ds.isel(case=k)
+    return {"mabs": mabs, "peak": peak, "final": final, "exponent": exponent, "unlearns": final < 0.5 * peak,
+            "status": cell["ode_status"].values, "level": cell["level"].values, "outcome": cell["outcome"].values,
+            "sweep_exponent": cell["exponent"].values, "positive_fraction": pos}
+
+
+def against_reference(res: dict, mus: np.ndarray, sigmas: np.ndarray) -> dict:
+    """The largest differences to the hand-built grid (``examples/figures/particles_phase.json``)."""
+    ref = json.loads(REFERENCE.read_text())
+    if ref["mu"] != mus.tolist() or ref["sigma"] != sigmas.tolist():
+        return {}
+    out = {}
+    for name, r in res.items():
+        c = ref["cases"][name]
+        both = np.array(c["unlearns"]) & r["unlearns"]
+        out[name] = {"max_d_peak": float(np.max(np.abs(np.array(c["peak"]) - r["peak"]))),
+                     "max_d_final": float(np.max(np.abs(np.array(c["final"]) - r["final"]))),
+                     "max_d_exponent": float(np.max(np.abs(np.array(c["exponent"])[both] - r["exponent"][both]))),
+                     "verdicts_differ": int(np.sum(np.array(c["unlearns"]) != r["unlearns"]))}
+    return out
 
 
 def figure(res: dict, mus: np.ndarray, sigmas: np.ndarray, t: np.ndarray, path: Path) -> None:
@@ -82,10 +116,16 @@ def figure(res: dict, mus: np.ndarray, sigmas: np.ndarray, t: np.ndarray, path: 
             row[2].loglog(t, r["mabs"][i, j0], label=rf"$\sigma = {s:g}$")
         row[2].set(xlabel="t (ODE time)", ylabel=r"$|m| = \sum_i w_i |m_i|$", title=rf"$\mu = {mus[j0]:g}$", ylim=(1e-3, 1.5))
         row[2].legend(fontsize=7)
-    fig.suptitle("Particle limit with a random second layer a_i ~ N(mu, sigma^2), m_i(0) = 0.1, lr_a / lr_w = 0.01 "
-                 "(white line: final alignment = half the peak)")
+    fig.suptitle("Particle limit with a random second layer a_i ~ N(mu, sigma^2), m_i(0) = 0.1, lr_a / lr_w = 0.01\n"
+                 "(one sweep, examples/sweep_particles_phase.toml; row sigma = 0: the 2-D limit ODE; "
+                 "white line: final alignment = half the peak)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _counts(x: np.ndarray) -> dict[str, int]:
+    vals, n = np.unique(np.asarray(x).astype(str), return_counts=True)
+    return {str(v): int(c) for v, c in zip(vals, n)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,25 +133,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="a 4 x 3 grid, 8 particles")
     ap.add_argument("--out", type=Path, default=Path("results/particles_phase"))
     args = ap.parse_args(argv)
-    if args.quick:
-        mus, sigmas, n_part = np.array([-1.0, 0.0, 1.0, 2.0]), np.array([0.0, 0.5, 2.0]), 8
-    else:
-        mus, sigmas, n_part = np.linspace(-2.0, 2.0, 9), np.array([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0]), 16
-    t = np.geomspace(1e-2, T_MAX, 120)
-    res = {name: grid(make(), mus, sigmas, n_part, t) for name, make in CASES}
+    spec = spec_for(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / ("sweep-quick.zarr" if args.quick else "sweep.zarr")
+    print(f"sweep: {spec.n_cells} cells ({' x '.join(f'{a.name} {a.size}' for a in spec.axes)}), "
+          f"{spec.base.particles.n} particles, store {store}", flush=True)
+    start = time.perf_counter()
+    ds = fs.sweep(spec, store=str(store))
+    run = json.loads(ds.attrs["run"])
+    wall = time.perf_counter() - start
+    print(f"time: {wall:.1f} s ({run['tasks_run']} tasks computed, {run['tasks_reused']} read back from the store)")
+    mus, sigmas = ds["a0"].values, ds["a_sigma"].values
+    t = ds["t"].values[1:]
+    res = {name: summarise(ds, k) for k, name in enumerate(NAMES)}
     summary = {}
     for name, r in res.items():
-        print(f"\n{name}: |m| at 1e7 / peak (rows sigma, columns mu = {mus.tolist()}); 2-D check {r['ode_diff']:.1e}")
+        print(f"\n{name}: |m| at 1e7 / peak (rows sigma, columns mu = {mus.tolist()}), * = unlearns; "
+              f"levels {_counts(r['level'])}")
         for i, s in enumerate(sigmas):
             cells = " ".join(f"{v:5.2f}{'*' if u else ' '}" for v, u in zip(r["final"][i] / r["peak"][i], r["unlearns"][i]))
             exps = " ".join(f"{v:5.2f}" if u else "   - " for v, u in zip(r["exponent"][i], r["unlearns"][i]))
             print(f"  sigma {s:4.2f}: {cells}   p: {exps}")
+        print(f"  the sweep's classification: {_counts(r['outcome'])}")
         summary[name] = {k: np.asarray(v).tolist() for k, v in r.items() if k != "mabs"}
-    (args.out / "phase.json").write_text(json.dumps({"mu": mus.tolist(), "sigma": sigmas.tolist(), "t_max": T_MAX,
-                                                     "lr_a": LR_A, "particles": n_part, "cases": summary}, indent=1))
+    check = {} if args.quick else against_reference(res, mus, sigmas)
+    for name, c in check.items():
+        print(f"against the hand-built grid, {name}: max |d peak| {c['max_d_peak']:.2e}, max |d final| "
+              f"{c['max_d_final']:.2e}, max |d p| {c['max_d_exponent']:.2e}, verdicts differing {c['verdicts_differ']}")
+    (args.out / "phase.json").write_text(json.dumps({"mu": mus.tolist(), "sigma": sigmas.tolist(), "t_max": float(t[-1]),
+                                                     "lr_a": spec.base.model.lr_a, "particles": spec.base.particles.n,
+                                                     "sweep": str(SPEC.name), "wall_time_s": wall,
+                                                     "against_hand_grid": check, "cases": summary}, indent=1))
     figure(res, mus, sigmas, t, args.out / "particles_phase.png")
-    print(f"\nwrote {args.out}/phase.json and particles_phase.png (* = unlearns)")
+    print(f"\nwrote {args.out}/phase.json and particles_phase.png")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ def test_quadrature_particles_carry_the_law():
     a, m, w = fs.InitialLaw(a_dist="normal", a_sigma=1.0, m_dist="sphere", d=10).particles(25)
     assert a.size == 25 and np.sum(w * a * a * m * m) == pytest.approx(2.0 / 10, rel=1e-12)
     assert fs.InitialLaw(a0=0.5).identical and not fs.InitialLaw(a_dist="signs").identical
+    # a zero mean: signs of +-0 are identical neurons, a normal law of mean 0 is not (found by the
+    # phase sweep, whose mu = 0 column went to the ODE)
+    assert fs.InitialLaw(a0=0.0, a_dist="signs").identical
+    assert not fs.InitialLaw(a0=0.0, a_dist="normal", a_sigma=0.5).identical
+    assert fs.InitialLaw(a0=-0.5, a_dist="signs", a_positive=0.0).point == (0.5, 0.0)
+    with pytest.raises(ValueError, match="heterogeneous"):
+        fs.InitialLaw(a0=0.5, a_dist="signs").point
 
 
 def test_sample_particles_are_draws():
@@ -109,7 +116,7 @@ def test_record_neurons():
         fs.train_sgd(MODEL, n=16, a0=0.5, steps=2, record_neurons=True, checkpoint="x.npz", progress=False, **SGD)
 
 
-# -- configs and the entry points that refuse a heterogeneous law ---------------------------------
+# -- configs (sweeps and runs over a law: tests/test_sweep_particles.py) ---------------------------------
 def test_config_round_trip_of_the_law():
     data = {"init": {"a0": 0.4, "a_dist": "signs", "a_positive": 0.7, "m_dist": "sphere"},
             "particles": {"n": 32, "draw": "sample", "seed": 9}, "sgd": {"d": 64}}
@@ -138,18 +145,6 @@ def tomllib_loads(text):
 def test_config_checks_the_law(section, key, value, match):
     with pytest.raises(ConfigError, match=match):
         parse_config({section: {key: value}})
-
-
-def test_run_and_sweeps_refuse_a_heterogeneous_law():
-    from fastslow.experiment import run
-    from fastslow.sweep import SweepError, SweepSpec
-
-    with pytest.raises(ConfigError, match="init.a_dist: the run command's report covers identical neurons"):
-        run({"init": {"a_dist": "normal", "a_sigma": 0.5}})
-    with pytest.raises(SweepError, match="base.init.a_dist: a heterogeneous initial law is not wired"):
-        SweepSpec.create({"init": {"a_dist": "signs"}}, {"a0": [0.5, 1.0]})
-    with pytest.raises(SweepError, match="init.a_sigma cannot be an axis"):
-        SweepSpec.create(None, {"init.a_sigma": [0.0, 0.5]})
 
 
 # -- SGD approaches the particle limit as n grows ------------------------------------------------

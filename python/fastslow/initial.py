@@ -85,7 +85,8 @@ class InitialLaw:
     def identical(self) -> bool:
         """Every neuron starts at the same ``(m0, a0)``: the 2-D limit ODE describes the limit."""
         same_a = (self.a_dist == "constant" or (self.a_dist == "normal" and self.a_sigma == 0.0)
-                  or (self.a_dist == "signs" and self.a_positive in (0.0, 1.0)) or self.a0 == 0.0)
+                  or (self.a_dist == "signs" and self.a_positive in (0.0, 1.0))
+                  or (self.a0 == 0.0 and self.a_dist != "normal"))  # a normal law of mean 0 still spreads
         return same_a and self.m_dist == "fixed"
 
     @property

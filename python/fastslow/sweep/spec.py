@@ -173,7 +173,7 @@ def _param(where: str, name: Any) -> params.Param:
     return p
 
 
-def _axis_values(where: str, p: params.Param, raw: Any) -> np.ndarray:
+def _axis_values(where: str, p: params.Param, raw: Any, distinct: bool = True) -> np.ndarray:
     kind = "str" if p.kind == "activation" else p.kind
     if isinstance(raw, Mapping):
         vals = _range_values(where, raw, kind)
@@ -200,7 +200,7 @@ def _axis_values(where: str, p: params.Param, raw: Any) -> np.ndarray:
             checked.append(V.choice(v, f, ACTIVATIONS) if p.kind == "activation" else p.check(v, f))
         except (TypeError, ValueError) as exc:
             raise SweepError(str(exc)) from None
-    if len(set(checked)) != len(checked):
+    if distinct and len(set(checked)) != len(checked):
         raise SweepError(f"{where}: repeated values {checked}")
     return np.array(checked)
 
@@ -230,11 +230,14 @@ def _parse_axes(raw_axes: Any) -> list[Axis]:
                 if p.path in paths:
                     raise SweepError(f"{where}.{key}: {p.path} is set twice in this axis")
                 paths.append(p.path)
-                values.append(_axis_values(f"{where}.{key}", p, sub))
+                values.append(_axis_values(f"{where}.{key}", p, sub, distinct=False))
             lengths = {v.size for v in values}
             if len(lengths) != 1:
                 raise SweepError(f"{where}: the zipped fields need equal lengths, got "
                                  + ", ".join(f"{k}: {v.size}" for k, v in zip(raw, values)))
+            rows = list(zip(*(v.tolist() for v in values)))
+            if len(set(rows)) != len(rows):  # a field may repeat a value; the cells may not repeat
+                raise SweepError(f"{where}: repeated cells {rows}")
             axes.append(Axis(name, tuple(paths), tuple(values)))
         else:
             p = _param(where, name)
