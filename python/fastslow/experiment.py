@@ -1,5 +1,12 @@
 """One experiment from a config: the limit ODE, SGD over seeds, the fast-slow analysis.
 
+With a heterogeneous initial law (``init.a_dist`` other than constant, or ``init.m_dist = "sphere"``)
+the run integrates the particle limit of the law (``particles.n`` particles) besides the 2-D ODE
+from ``(a0, m0)``, trains SGD from the same law and compares it with the particle limit (means,
+loss, the sliced-Wasserstein distance of the clouds of neurons); the classification is that of the
+particle limit. The slow flow, its Fenichel check and the long-horizon study describe identical
+neurons: they are not run (the long-horizon study is refused by name).
+
 ``run(config)`` returns a :class:`RunResult`, a typed record of everything the ``fastslow run``
 command writes; ``result.save(dir)`` writes ``data.npz`` (every array and, embedded, the whole
 result description) and a readable copy ``run.json``; ``load(dir)`` reads ``data.npz`` back without
@@ -25,6 +32,8 @@ import numpy as np
 from . import _persist
 from .config import Config, ConfigError, parse_config
 from .ode import log_times, solve_ode
+from .particle_study import particle_classification, sgd_against_particles
+from .particles import solve_particles
 from .study import DeviationStudy, FenichelStudy, SGDStudy, fenichel_deviation, sgd_against_ode
 from .studies.long_horizon import LongHorizonStudy, long_horizon
 from .trajectory import Trajectory
@@ -44,9 +53,11 @@ class RunResult:
     ----------
     config : Config
     ode : Trajectory
-        The limit ODE at ``ode.points`` log-spaced times to ``ode.t_max``.
+        The limit ODE at ``ode.points`` log-spaced times to ``ode.t_max`` (identical neurons at
+        ``(a0, m0)``).
     sgd : SGDStudy or None
-        SGD over the seeds against the ODE at the record times.
+        SGD over the seeds against the limit at the record times: the ODE, or for a heterogeneous
+        law the particle limit (``sgd.ode``, level ``"particles"``, with ``sgd.cloud``).
     law : AsymptoticLaw or None
     equilibria : tuple of Equilibrium
     classification : Classification or None
@@ -63,6 +74,9 @@ class RunResult:
         SGD past two half-lives of the limit against every level (``[long_horizon]`` of the config).
     dt_study : DeviationStudy or None
         SGD against the ODE as ``dt`` shrinks at fixed ``dt d / B`` (the demo adds it).
+    particles : Trajectory or None
+        For a heterogeneous initial law: its particle limit at the ODE's save times (level
+        ``"particles"``); None for identical neurons.
     timings : dict of str to float
         Seconds per stage.
     machine : dict
@@ -82,6 +96,7 @@ class RunResult:
     sizes: DeviationStudy | None = None
     long_horizon: LongHorizonStudy | None = None
     dt_study: DeviationStudy | None = None
+    particles: Trajectory | None = None
     timings: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
 
@@ -89,6 +104,11 @@ class RunResult:
     def model(self) -> Any:
         """The :class:`~fastslow.Model` of the config."""
         return self.config.make_model()
+
+    @property
+    def level(self) -> str:
+        """The level the run integrated: ``"ode"`` (identical neurons) or ``"particles"``."""
+        return "ode" if self.particles is None else "particles"
 
     @property
     def seeds(self) -> list[int]:
@@ -157,7 +177,7 @@ def _npz_key(k: str) -> str:
 
 
 _RESULTS = ("ode", "sgd", "law", "equilibria", "classification", "manifold", "slow_flow", "fenichel", "phase", "sizes",
-            "long_horizon", "dt_study")
+            "long_horizon", "dt_study", "particles")
 
 
 def _describe(r: RunResult, with_run_info: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -252,26 +272,40 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
     cfg = config if isinstance(config, Config) else parse_config(config)
     model = cfg.make_model()
     law = cfg.initial_law()
-    if not law.identical:
-        raise ConfigError("init.a_dist", f"the run command's report covers identical neurons (the 2-D limit ODE) only, "
-                          f"got {law!r}; integrate a heterogeneous law with fastslow.solve_particles and "
-                          "fastslow.train_sgd(a_dist=...)")
-    a0, m0 = cfg.init.a0, cfg.init.m0
+    hetero = not law.identical
+    if hetero and cfg.long_horizon.enabled:
+        raise ConfigError("long_horizon.enabled", f"the long-horizon study covers identical neurons only, got {law!r}; "
+                          "set long_horizon.enabled = false (the run integrates the particle limit of the law)")
+    a0, m0 = law.point if not hetero else (cfg.init.a0, cfg.init.m0)
     T: dict[str, float] = {}
     parts: dict[str, Any] = {}
+    pa = cfg.particles
 
     start = time.perf_counter()
     t = log_times(cfg.ode.t_max, cfg.ode.points)
     ode = solve_ode(model, t, a0=a0, m0=m0, rtol=cfg.ode.rtol, atol=cfg.ode.atol, dense_output=False)
     T["ode"] = time.perf_counter() - start
+    if hetero:
+        start = time.perf_counter()
+        pa_, pm_, pw_ = law.particles(pa.n, draw=pa.draw, seed=pa.seed)
+        parts["particles"] = solve_particles(model, t, a0=pa_, m0=pm_, weights=pw_, rtol=cfg.ode.rtol,
+                                             atol=cfg.ode.atol, dense_output=False)
+        T["particles"] = time.perf_counter() - start
 
     if cfg.sgd.enabled:
         sg = cfg.sgd
         start = time.perf_counter()
-        parts["sgd"] = sgd_against_ode(model, d=sg.d, n=sg.n, batch=sg.batch, dt=sg.dt, steps=sg.steps, a0=a0, m0=m0,
-                                       seeds=sg.seeds, dtype=sg.dtype, sampler=sg.sampler, record=sg.record,
-                                       spacing="linear",
-                                       rtol=cfg.ode.rtol, atol=cfg.ode.atol, progress=progress)
+        if hetero:
+            parts["sgd"] = sgd_against_particles(model, law, d=sg.d, n=sg.n, batch=sg.batch, dt=sg.dt, steps=sg.steps,
+                                                 seeds=sg.seeds, dtype=sg.dtype, sampler=sg.sampler, record=sg.record,
+                                                 spacing="linear", rtol=cfg.ode.rtol, atol=cfg.ode.atol,
+                                                 progress=progress, n_particles=pa.n, draw=pa.draw,
+                                                 particle_seed=pa.seed)
+        else:
+            parts["sgd"] = sgd_against_ode(model, d=sg.d, n=sg.n, batch=sg.batch, dt=sg.dt, steps=sg.steps, a0=a0,
+                                           m0=m0, seeds=sg.seeds, dtype=sg.dtype, sampler=sg.sampler, record=sg.record,
+                                           spacing="linear",
+                                           rtol=cfg.ode.rtol, atol=cfg.ode.atol, progress=progress)
         T["sgd"] = time.perf_counter() - start
 
     lh = cfg.long_horizon
@@ -287,12 +321,17 @@ def run(config: Config | dict[str, Any], *, progress: bool = False) -> RunResult
         start = time.perf_counter()
         parts["law"] = an.asymptotic_law(model)
         parts["equilibria"] = an.equilibria(model)
-        parts["classification"] = an.classify(model, a0=a0, m0=m0, t_max=cfg.analysis.classify_t_max,
-                                              rtol=cfg.ode.rtol)
+        if hetero:
+            parts["classification"] = particle_classification(model, law, n_particles=pa.n, draw=pa.draw,
+                                                              seed=pa.seed, t_max=cfg.analysis.classify_t_max,
+                                                              rtol=cfg.ode.rtol, atol=cfg.ode.atol)
+        else:
+            parts["classification"] = an.classify(model, a0=a0, m0=m0, t_max=cfg.analysis.classify_t_max,
+                                                  rtol=cfg.ode.rtol)
         amax = max(4.0, 1.5 * float(np.nanmax(np.abs(ode.a))))
         ag = np.linspace(-amax, amax, 801)
         parts["manifold"] = an.critical_manifold(model, ag[ag != 0])
-        if a0 != 0:
+        if a0 != 0 and not hetero:
             parts["slow_flow"] = an.solve_slow_flow(model, t, a0=a0, m0=m0, jump=True)
             parts["fenichel"] = fenichel_deviation(model, a0=a0, m0=m0)
         ph = cfg.analysis.phase

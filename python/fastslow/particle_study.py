@@ -32,7 +32,7 @@ from .particles import solve_particles_batch
 from .study import SGDStudy, model_laws
 from .trajectory import Trajectory, compare
 
-__all__ = ["ParticleCells", "particle_cells", "sgd_against_particles", "abs_means"]
+__all__ = ["ParticleCells", "particle_cells", "particle_classification", "sgd_against_particles", "abs_means"]
 
 
 def abs_means(traj: Trajectory) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +188,19 @@ def particle_cells(models: Model | Sequence[Model], laws: Sequence[InitialLaw], 
                          status=ev["status"], message=ev["message"], m_peak=ev["m_peak"], t_peak=ev["t_peak"],
                          t_half=ev["t_half"], n_particles=np.array([p[0].size for p in parts], dtype=np.int32),
                          classification=classification, law=law, law_exponent=law_exp, law_error=law_err)
+
+
+def particle_classification(model: Model, law: InitialLaw, *, n_particles: int = 64, draw: str = "quadrature",
+                            seed: int = 0, t_max: float = 1e9, rtol: float = 1e-8, atol: float = 1e-10) -> Any:
+    """What the particle limit of ``law`` does by ``t_max`` (of ``|m|``, ``|a|``; see
+    :func:`particle_cells`): a :class:`~fastslow.analysis.Classification` of scalars."""
+    from .analysis import Classification
+
+    c = particle_cells(model, [law], n_particles=n_particles, draw=draw, seed=seed, classify_t_max=t_max, rtol=rtol,
+                       atol=atol, threads=1).classification
+    names = ("outcome", "exponent", "m_final", "a_final", "m_peak", "t_peak", "t_half")
+    return Classification(**{k: (str if k == "outcome" else float)(np.asarray(getattr(c, k))[0]) for k in names},
+                          t_max=c.t_max, thresholds=c.thresholds)
 
 
 def sgd_against_particles(model: Model, law: InitialLaw, *, d: int, n: int, batch: int, dt: float, steps: int,

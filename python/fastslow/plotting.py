@@ -14,8 +14,8 @@ import numpy as np
 from .params import label
 from .study import loglog_slope as _loglog_slope
 
-__all__ = ["OKABE_ITO", "long_horizon", "phase_portrait", "time_series", "limit_comparison", "phase_diagram", "FIGURES",
-           "CAPTIONS"]
+__all__ = ["OKABE_ITO", "long_horizon", "phase_portrait", "time_series", "limit_comparison", "phase_diagram",
+           "particle_limit", "FIGURES", "CAPTIONS"]
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 ATTRACTING, REPELLING, ODE_C, SGD_C, LAW_C = OKABE_ITO[0], OKABE_ITO[1], "#000000", OKABE_ITO[2], OKABE_ITO[4]
@@ -359,8 +359,73 @@ def phase_diagram(result: Any, ax: Any = None, *, point: tuple[float, float] | N
     return fig
 
 
+def particle_limit(result: Any, axes: Any = None) -> Any:
+    """A heterogeneous initial law: the particle limit's alignment ``|m| = sum_i w_i |m_i|`` (and the
+    weighted mean ``m``), its mean ``a`` with the spread over particles, and its loss against ``t``,
+    beside the 2-D ODE from ``(a0, m0)`` and SGD from the same law; last, the sliced-Wasserstein
+    distance between SGD's neurons and the particles (or, without SGD, the particles at ``t_max``)."""
+    from .particle_study import abs_means
+
+    if axes is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(13.0, 8.5), layout="constrained")
+        axs = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
+    else:
+        fig, axs = _axes(axes, 4)
+    pl, ode = result.particles, result.ode
+    k = pl.t > 0
+    t = pl.t[k]
+    m_abs, _ = abs_means(pl)
+    n = pl.particle_weights.size
+    axs[0].loglog(t, m_abs[k], color=ATTRACTING, lw=2, label=f"|m| = sum_i w_i |m_i|, particle limit ({n} particles)",
+                  gid="particles-mabs")
+    axs[0].loglog(t, np.abs(pl.m[k]), "--", color=ATTRACTING, label="|sum_i w_i m_i|, particle limit", gid="particles-m")
+    axs[0].loglog(ode.t[1:], np.abs(ode.m[1:]), ":", color=ODE_C, label="|m|, 2-D ODE (identical neurons at a0, m0)",
+                  gid="ode-m")
+    axs[1].semilogx(t, pl.a[k], color=ATTRACTING, lw=2, label="mean a, particle limit", gid="particles-a")
+    sd = pl.series["a_std"][k]
+    axs[1].fill_between(t, pl.a[k] - sd, pl.a[k] + sd, color=ATTRACTING, alpha=0.2, lw=0,
+                        label="+-1 std of a_i over particles")
+    axs[1].semilogx(ode.t[1:], ode.a[1:], ":", color=ODE_C, label="a, 2-D ODE (identical neurons)", gid="ode-a")
+    axs[2].loglog(t, pl.loss[k], color=ATTRACTING, lw=2, label="particle limit", gid="particles-loss")
+    axs[2].loglog(ode.t[1:], ode.loss[1:], ":", color=ODE_C, label="2-D ODE (identical neurons)", gid="ode-loss")
+    if result.sgd is not None:
+        sg = result.sgd.sgd
+        ks = sg.t > 0
+        w = sg.particle_weights
+        for i, s in enumerate(result.seeds):
+            c = OKABE_ITO[(2 + i) % 8]
+            sm = np.sum(w[i][:, None] * np.abs(sg.particles["m"][i]), axis=0)
+            axs[0].loglog(sg.t[ks], sm[ks], "o", ms=3, color=c, label=f"SGD |m|, seed {s}")
+            axs[1].semilogx(sg.t[ks], sg.a[i][ks], "o", ms=3, color=c, label=f"SGD mean a, seed {s}")
+            axs[2].loglog(sg.t[ks], sg.loss[i][ks], "o", ms=3, color=c, label=f"SGD, seed {s}")
+            axs[3].semilogx(sg.t[ks], result.sgd.cloud[i][ks], "o-", ms=3, color=c, label=f"seed {s}",
+                            gid=f"cloud-{s}")
+        axs[3].set(xlabel="t (ODE time; steps x dt)", ylabel="sliced Wasserstein distance (m_i, a_i)",
+                   title="SGD's neurons against the particles")
+        axs[3].set_ylim(bottom=0)
+    else:
+        wt = pl.particle_weights
+        axs[3].scatter(pl.particles["m"][:, 0], pl.particles["a"][:, 0], s=800 * wt, color="0.6", label="t = 0")
+        axs[3].scatter(pl.particles["m"][:, -1], pl.particles["a"][:, -1], s=800 * wt, color=ATTRACTING,
+                       label=f"t = {pl.t[-1]:.3g}")
+        axs[3].set(xlabel="m_i (alignment)", ylabel="a_i (second-layer weight)",
+                   title="particles (area: weight)")
+    for ax, yl in zip(axs[:3], ("alignment", "second-layer weight a", "population loss L")):
+        ax.set_xlabel("t (ODE time; steps x dt)")
+        ax.set_ylabel(yl)
+    for ax in axs:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return fig
+
+
 FIGURES = {"long_horizon": long_horizon, "phase_portrait": phase_portrait, "time_series": time_series,
-           "limit_comparison": limit_comparison, "phase_diagram": phase_diagram}
+           "limit_comparison": limit_comparison, "phase_diagram": phase_diagram, "particle_limit": particle_limit}
+
+#: The figures of identical neurons (the 2-D picture), not drawn for a heterogeneous law.
+_IDENTICAL_ONLY = ("phase_portrait", "time_series", "limit_comparison")
 
 
 def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "svg"), dpi: int = 120) -> list[str]:
@@ -372,6 +437,9 @@ def save_figures(result: Any, directory: Any, formats: Sequence[str] = ("png", "
     written = []
     for name, fn in FIGURES.items():
         if name == "phase_diagram" and result.phase is None:
+            continue
+        hetero = getattr(result, "particles", None) is not None
+        if (name == "particle_limit" and not hetero) or (hetero and name in _IDENTICAL_ONLY):
             continue
         if name == "long_horizon" and result.long_horizon is None:
             continue
@@ -415,5 +483,26 @@ def _caption_limit(result: Any) -> str:
     return " ".join(parts)
 
 
+def _caption_particles(result: Any) -> str:
+    pl, law = result.particles, result.config.initial_law()
+    pa = result.config.particles
+    txt = (f"The particle limit of the initial law {law!r}, represented by {pl.particle_weights.size} particles "
+           f"({pa.draw}), integrated to t = {pl.t[-1]:.4g} (the level this run integrated), against the 2-D limit ODE "
+           f"from (a0, m0) = ({result.config.init.a0:g}, {result.config.init.m0:g}), identical neurons, dotted. "
+           "Top left: the alignment |m| = sum_i w_i |m_i| (a neuron with a_i < 0 may align with -theta) and the "
+           "weighted mean m; top right: the mean second layer with +-1 standard deviation over particles; bottom "
+           "left: the population loss.")
+    if result.sgd is not None:
+        p = result.sgd.sgd.params
+        txt += (f" Points: SGD from the same law (d = {p.get('d')}, n = {p.get('n')}, B = {p.get('batch')}, "
+                f"dt = {p.get('dt')}), per seed. Bottom right: the sliced-Wasserstein distance between SGD's neurons "
+                "(m_i, a_i) and the weighted particles at each record, per seed (it contains the sampling error of "
+                "n random neurons).")
+    else:
+        txt += " Bottom right: the particles (m_i, a_i) at t = 0 and at the end, area proportional to weight."
+    return txt
+
+
 #: A caption for each figure that has one (a function of the result).
-CAPTIONS = {"long_horizon": _caption_long_horizon, "limit_comparison": _caption_limit}
+CAPTIONS = {"long_horizon": _caption_long_horizon, "limit_comparison": _caption_limit,
+            "particle_limit": _caption_particles}

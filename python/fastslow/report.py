@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
+import numpy as np
+
 __all__ = ["FIGURE_INFO", "summary_rows", "equilibrium_rows", "config_toml", "write_report"]
 
 #: Title and caption of each figure the report knows (others get their name as title, no caption).
@@ -37,6 +39,9 @@ FIGURE_INFO: dict[str, tuple[str, str]] = {
         "SGD minus the limit ODE over time, per seed, and the deviation of the full ODE from the slow flow "
         "(Fenichel) against the time-scale ratio; where the run holds a size sequence, the deviation against "
         "width."),
+    "particle_limit": (
+        "The particle limit of a heterogeneous initial law",
+        "The level this run integrated, against the 2-D limit ODE of identical neurons and SGD from the same law."),
     "phase_diagram": (
         "Phase diagram",
         "Outcome of the limit ODE over two parameters by t_max (colour; grey: no verdict by t_max), with contours "
@@ -54,6 +59,9 @@ def _fmt(x: Any) -> str:
 
 def summary_rows(result: Any) -> list[tuple[str, str]]:
     """The headline numbers: verdict, exponents, peak alignment, half-life, SGD-versus-ODE deviation."""
+    pl = getattr(result, "particles", None)
+    if pl is not None:
+        return _particle_rows(result)
     rows = [("model", repr(result.model)),
             ("initial condition", f"a0 = {result.config.init.a0:g}, m0 = {result.config.init.m0:g}")]
     law = result.law
@@ -91,6 +99,44 @@ def summary_rows(result: Any) -> list[tuple[str, str]]:
     if ds is not None:
         rows.append(("SGD vs ODE against dt", f"max |dm| {ds.max_dm.max():.3g} at dt = {ds.values.max():g} to "
                      f"{ds.max_dm.min():.3g} at dt = {ds.values.min():g}: log-log slope {ds.slope_dm:.2f}"))
+    return rows
+
+
+def _particle_rows(result: Any) -> list[tuple[str, str]]:
+    """The headline numbers of a run with a heterogeneous initial law (the particle limit)."""
+    from .particle_study import abs_means
+
+    cfg, pl, ode = result.config, result.particles, result.ode
+    rows = [("model", repr(result.model)), ("initial condition", repr(cfg.initial_law())),
+            ("level integrated", f"the particle limit of the initial law ({pl.particle_weights.size} particles, "
+             f"{cfg.particles.draw}); beside it the 2-D limit ODE of identical neurons at (a0, m0) = "
+             f"({cfg.init.a0:g}, {cfg.init.m0:g}), for reference")]
+    law = result.law
+    if law is not None:
+        rows.append(("asymptotic law (identical neurons)", f"{law.verdict} ({law.reason})"))
+    c = result.classification
+    if c is not None:
+        rows.append(("particle limit's outcome (of |m| and |a|)", f"{c.outcome} by t = {c.t_max:.0e}"))
+        if c.outcome == "unlearning":
+            rows.append(("measured decay of |m| (last decade)", f"|m| ~ t^(-{float(c.exponent):.4f})"))
+        rows.append(("peak of the mean alignment", f"{_fmt(float(c.m_peak))} at t = {_fmt(float(c.t_peak))}"))
+    m_abs = abs_means(pl)[0]
+    rows.append(("particle limit at t_max", f"|m| = {_fmt(float(m_abs[-1]))}, mean m = {_fmt(float(pl.m[-1]))}, "
+                 f"mean a = {_fmt(float(pl.a[-1]))}, loss = {_fmt(float(pl.loss[-1]))} ({int(pl.nsteps)} steps)"))
+    rows.append(("ODE (identical neurons) at t_max", f"m = {_fmt(float(ode.m[-1]))}, a = {_fmt(float(ode.a[-1]))}, "
+                 f"loss = {_fmt(float(ode.loss[-1]))}"))
+    if result.sgd is not None:
+        st = result.sgd
+        p = st.sgd.params
+        cmp = st.comparison
+        rows.append(("SGD vs particle limit, max deviation",
+                     f"|dm| = {cmp.max_dm:.3g}, |da| = {cmp.max_da:.3g}, |dloss| = {float(np.nanmax(np.abs(cmp.dloss))):.3g} "
+                     f"(d = {p['d']}, n = {p['n']}, B = {p['batch']}, dt = {p['dt']:g}, {len(result.seeds)} seeds)"))
+        if st.cloud is not None:
+            last = st.cloud[:, -1]
+            rows.append(("cloud distance at the last record", f"{float(np.mean(last)):.3g} (sliced Wasserstein between "
+                         f"SGD's neurons and the particles; mean over seeds, per seed "
+                         f"{', '.join(f'{v:.3g}' for v in last)})"))
     return rows
 
 
