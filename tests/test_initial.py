@@ -55,7 +55,7 @@ def test_quadrature_particles_carry_the_law():
     assert not fs.InitialLaw(a0=0.0, a_dist="normal", a_sigma=0.5).identical
     assert fs.InitialLaw(a0=-0.5, a_dist="signs", a_positive=0.0).point == (0.5, 0.0)
     with pytest.raises(ValueError, match="heterogeneous"):
-        fs.InitialLaw(a0=0.5, a_dist="signs").point
+        _ = fs.InitialLaw(a0=0.5, a_dist="signs").point
 
 
 def test_sample_particles_are_draws():

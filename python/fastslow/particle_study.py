@@ -94,7 +94,7 @@ def _solve(models: list[Model], parts: list[tuple[np.ndarray, np.ndarray, np.nda
            rtol: float, atol: float, threads: int | None) -> dict[str, np.ndarray]:
     """Every cell's particle system at ``t``, one batch per particle count."""
     n, T = len(parts), t.size
-    out = {k: np.full((n, T), math.nan) for k in ("m", "a", "loss", "m_abs", "a_abs")}
+    out: dict[str, np.ndarray] = {k: np.full((n, T), math.nan) for k in ("m", "a", "loss", "m_abs", "a_abs")}
     out.update({k: np.full(n, math.nan) for k in ("m_peak", "t_peak", "t_half")})
     out["status"] = np.zeros(n, dtype=np.int32)
     out["message"] = np.full(n, "", dtype=object)
@@ -199,8 +199,8 @@ def particle_classification(model: Model, law: InitialLaw, *, n_particles: int =
     c = particle_cells(model, [law], n_particles=n_particles, draw=draw, seed=seed, classify_t_max=t_max, rtol=rtol,
                        atol=atol, threads=1).classification
     names = ("outcome", "exponent", "m_final", "a_final", "m_peak", "t_peak", "t_half")
-    return Classification(**{k: (str if k == "outcome" else float)(np.asarray(getattr(c, k))[0]) for k in names},
-                          t_max=c.t_max, thresholds=c.thresholds)
+    vals: dict[str, Any] = {k: (str if k == "outcome" else float)(np.asarray(getattr(c, k))[0]) for k in names}
+    return Classification(**vals, t_max=c.t_max, thresholds=c.thresholds)
 
 
 def sgd_against_particles(model: Model, law: InitialLaw, *, d: int, n: int, batch: int, dt: float, steps: int,
