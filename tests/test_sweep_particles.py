@@ -179,3 +179,23 @@ def test_the_phase_sweep_reproduces_the_hand_built_grid(tmp_path):
         assert r["unlearns"].tolist() == c["unlearns"]
         u = np.array(c["unlearns"])
         np.testing.assert_allclose(r["exponent"][u], np.array(c["exponent"])[u], rtol=0, atol=1e-7)
+
+
+def test_particle_batches_are_split_to_bound_memory(monkeypatch):
+    """A block of many cells is integrated in batches of bounded size: the same numbers either way."""
+    import fastslow.particle_study as ps
+
+    model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
+    laws = [fs.InitialLaw(a0=0.5, m0=0.1, a_dist="normal", a_sigma=s) for s in (0.1, 0.4, 0.8)]
+    laws.append(fs.InitialLaw(a0=0.5, m0=0.1, a_dist="signs", a_positive=0.3))  # two particles: its own batch
+    t = fs.log_times(100.0, 12)
+    whole = particle_cells(model, laws, n_particles=5, t_eval=t)
+    calls = []
+    real = ps.solve_particles_batch
+    monkeypatch.setattr(ps, "solve_particles_batch", lambda *a, **k: calls.append(np.shape(k["a0"])) or real(*a, **k))
+    monkeypatch.setattr(ps, "_BATCH_DOUBLES", 2 * 5 * t.size)
+    split = particle_cells(model, laws, n_particles=5, t_eval=t)
+    assert sorted(calls) == [(1, 2), (1, 5), (2, 5)]
+    for k in ("m", "a", "loss", "m_abs", "t_peak"):
+        np.testing.assert_array_equal(getattr(split, k), getattr(whole, k))
+    assert split.n_particles.tolist() == [5, 5, 5, 2]

@@ -101,23 +101,37 @@ def _solve(models: list[Model], parts: list[tuple[np.ndarray, np.ndarray, np.nda
     by_size: dict[int, list[int]] = {}
     for j, (a, _, _) in enumerate(parts):
         by_size.setdefault(a.size, []).append(j)
-    for js in by_size.values():
-        A = np.stack([parts[j][0] for j in js])
-        M = np.stack([parts[j][1] for j in js])
-        W = np.stack([parts[j][2] for j in js])
-        mdl = [models[j] for j in js]
-        same = all(x is mdl[0] for x in mdl)
-        tr = solve_particles_batch(mdl[0] if same else mdl, t, a0=A, m0=M, weights=W, rtol=rtol, atol=atol,
-                                   threads=threads)
-        m_abs, a_abs = abs_means(tr)
-        for k, v in (("m", tr.m), ("a", tr.a), ("loss", tr.loss), ("m_abs", m_abs), ("a_abs", a_abs)):
-            out[k][js] = v
-        for k in ("m_peak", "t_peak", "t_half"):
-            out[k][js] = np.asarray(tr.stats[k], dtype=float)
-        out["status"][js] = np.asarray(tr.status)
-        out["message"][js] = np.asarray(tr.message).astype(str)
+    for size, same_size in by_size.items():
+        # at most ~64 MB per particle array of a batch (a block of thousands of cells of many
+        # particles would otherwise hold gigabytes), and at least one cell
+        per = max(1, _BATCH_DOUBLES // (size * T))
+        for k in range(0, len(same_size), per):
+            _solve_batch(models, parts, same_size[k:k + per], t, rtol, atol, threads, out)
     out["message"] = out["message"].astype(str)
     return out
+
+
+#: The most doubles one particle array of a batch holds (64 MB).
+_BATCH_DOUBLES = 2**23
+
+
+def _solve_batch(models: list[Model], parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], js: list[int],
+                 t: np.ndarray, rtol: float, atol: float, threads: int | None, out: dict[str, np.ndarray]) -> None:
+    """One batch of cells of equal particle counts into ``out``."""
+    A = np.stack([parts[j][0] for j in js])
+    M = np.stack([parts[j][1] for j in js])
+    W = np.stack([parts[j][2] for j in js])
+    mdl = [models[j] for j in js]
+    same = all(x is mdl[0] for x in mdl)
+    tr = solve_particles_batch(mdl[0] if same else mdl, t, a0=A, m0=M, weights=W, rtol=rtol, atol=atol,
+                               threads=threads)
+    m_abs, a_abs = abs_means(tr)
+    for k, v in (("m", tr.m), ("a", tr.a), ("loss", tr.loss), ("m_abs", m_abs), ("a_abs", a_abs)):
+        out[k][js] = v
+    for k in ("m_peak", "t_peak", "t_half"):
+        out[k][js] = np.asarray(tr.stats[k], dtype=float)
+    out["status"][js] = np.asarray(tr.status)
+    out["message"][js] = np.asarray(tr.message).astype(str)
 
 
 def particle_cells(models: Model | Sequence[Model], laws: Sequence[InitialLaw], *, n_particles: int = 64,
