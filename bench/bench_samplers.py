@@ -19,8 +19,12 @@ The step is that of ``bench_sgd`` (tanh student, ``g = h1 + 0.2 h3``, ``lr_w = l
 3. **Long runs of small networks** (the finite-size issue's long-horizon study): ``n = d = 128``,
    ``B = 1024``, 4 seeds, each a single-threaded trainer, two at a time on the two cores (the GIL is
    released in ``run``): the throughput in flops of the direct step (``4 B d n``) per second as a
-   fraction of the sgemm peak, and where the rest goes (``step_with_batch`` without the generator,
-   and the two GEMMs alone on a given batch through the trainer's blocks).
+   fraction of the sgemm peak, and where the rest goes (``step_with_batch``: the step without the
+   generator; and the step's two GEMMs alone at its shapes, NumPy's sgemm on one thread each, two at
+   a time: what the BLAS itself reaches there).
+4. **The projected step's generator**: at the target shape ``(8d, 16384, 128)`` (``(8d, 2048, 128)``
+   with ``--quick``), the step against the same step on given draws (``step_with_draws``), and both
+   against the step's flop count at the peak.
 
 Before timing, one projected step on given draws is checked against
 :func:`fastslow.reference.sgd_step_projected` (``3e-4`` relative, float32); a disagreement makes the
@@ -45,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, Session, Timed, calibrated_steps, fmt_ratio, fmt_time, once, parse_args  # noqa: E402
-from _common import quiesce, render_table, section, summary_row, time_interleaved  # noqa: E402
+from _common import _threadpoolctl, quiesce, render_table, section, summary_row, time_interleaved  # noqa: E402
 
 import fastslow as fs  # noqa: E402
 from fastslow import reference  # noqa: E402
@@ -126,8 +130,59 @@ def long_runs(steps: int, seeds: int = 4) -> dict[str, Any]:
     reps = max(20, steps // 10)
     t_run = min(once(lambda: one.run(reps)) for _ in range(3)) / reps
     t_given = min(once(lambda: [_testing.step_with_batch(one._raw, X, xi) for _ in range(reps)]) for _ in range(3)) / reps
+    gemm = gemm_ceiling(B, d, n)
     return {"shape": (B, d, n), "seeds": seeds, "steps": steps, "wall": wall, "gflops": flops / wall / 1e9,
-            "step_run_1thread": t_run, "step_given_batch_1thread": t_given}
+            "step_run_1thread": t_run, "step_given_batch_1thread": t_given,
+            "generator_share": 1.0 - t_given / t_run, "gemm_ceiling_gflops": gemm}
+
+
+def gemm_ceiling(B: int, d: int, n: int, reps: int = 400) -> float:
+    """GFLOP/s of the direct step's two GEMMs alone (``X [W; theta]^T`` and ``M^T X`` at the step's
+    shapes, float32, NumPy's sgemm on one thread each), two threads at a time on the two cores as the
+    seeds run: what the BLAS reaches at these shapes with nothing else in the step."""
+    tpc = _threadpoolctl()
+    g = np.random.default_rng(0)
+    X, V = g.standard_normal((B, d), dtype=np.float32), g.standard_normal((d, n + 1), dtype=np.float32)
+    M = g.standard_normal((B, n), dtype=np.float32)
+    P, G = np.empty((B, n + 1), np.float32), np.empty((n, d), np.float32)
+
+    def work() -> None:
+        for _ in range(reps):
+            np.matmul(X, V, out=P)
+            np.matmul(M.T, X, out=G)
+
+    limit = tpc.threadpool_limits(1, user_api="blas") if tpc is not None else None
+    try:
+        work()
+        quiesce()
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda _: work(), range(2)))
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        if limit is not None:
+            limit.unregister()
+    return 2 * reps * (2.0 * B * d * (n + 1) + 2.0 * B * d * n) / best / 1e9
+
+
+def projected_breakdown(d: int, n: int, B: int, reps: int = 3) -> dict[str, float]:
+    """The projected step at (B, d, n) with its draws made (``run``) and on given draws
+    (``step_with_draws``: no generator), 2 threads: the generator's share of the step."""
+    tr = trainer(d, n, B, "projected")
+    g = np.random.default_rng(2)
+    Z, Xi = g.standard_normal((B, n + 1), dtype=np.float32), g.standard_normal((n, d), dtype=np.float32)
+    xi = np.zeros(B, np.float32)
+    tr.run(1)
+    _testing.step_with_draws(tr._raw, Z, Xi, xi)
+    t_run, t_given = np.inf, np.inf
+    for _ in range(reps):
+        quiesce()
+        t_run = min(t_run, once(lambda: tr.run(1)))
+        quiesce()
+        t_given = min(t_given, once(lambda: _testing.step_with_draws(tr._raw, Z, Xi, xi)))
+    return {"step": t_run, "step_given_draws": t_given, "generator_share": 1.0 - t_given / t_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                else ((1024, 256), (256, 256)))]
     section("3. long runs of small networks (n = d = 128, B = 1024, 4 seeds, two at a time)")
     lr = long_runs(200 if args.quick else 3000)
+    bd_shape = (2048, 128, 8 * 2048) if args.quick else (16384, 128, 8 * 16384)
+    section(f"4. the projected step at (B, d, n) = ({bd_shape[2]}, {bd_shape[0]}, {bd_shape[1]}): its generator's share")
+    bd = projected_breakdown(*bd_shape)
     peak = run.peak()["used_gflops"]
     rows = []
     for r in scan + cross:
@@ -163,7 +221,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nlong runs: {lr['seeds']} seeds x {lr['steps']} steps of (1024, 128, 128) in {fmt_time(lr['wall'])}: "
           f"{lr['gflops']:.1f} GFLOP/s of direct-step flops = {100 * lr['fraction_of_peak']:.0f} % of the "
           f"{peak:.1f} GFLOP/s sgemm peak; one thread: run {fmt_time(lr['step_run_1thread'])} a step, on a given "
-          f"batch (no generator) {fmt_time(lr['step_given_batch_1thread'])}")
+          f"batch (no generator) {fmt_time(lr['step_given_batch_1thread'])} (the generator "
+          f"{100 * lr['generator_share']:.0f} % of the step, "
+          f"{(lr['step_run_1thread'] - lr['step_given_batch_1thread']) * 1e9 / (1024 * 128):.2f} ns a normal); the two GEMMs alone at these shapes reach "
+          f"{lr['gemm_ceiling_gflops']:.1f} GFLOP/s = {100 * lr['gemm_ceiling_gflops'] / peak:.0f} % of the peak")
+    cost = step_cost("projected", bd_shape[2], bd_shape[0], bd_shape[1])
+    bd["flop_time_at_peak"] = cost.flops / (peak * 1e9)
+    bd["normals"] = cost.normals
+    print(f"projected step ({bd_shape[2]}, {bd_shape[0]}, {bd_shape[1]}): {fmt_time(bd['step'])}, on given draws "
+          f"{fmt_time(bd['step_given_draws'])} (the generator {100 * bd['generator_share']:.0f} %: "
+          f"{(bd['step'] - bd['step_given_draws']) * 2e9 / cost.normals:.2f} ns a normal on each of 2 threads); "
+          f"its {cost.flops / 1e9:.1f} GFLOP at the peak take {fmt_time(bd['flop_time_at_peak'])}: the step is "
+          f"{bd['step'] / bd['flop_time_at_peak']:.2f}x that, {bd['step_given_draws'] / bd['flop_time_at_peak']:.2f}x "
+          "without the generator")
     summary = []
     for r in scan + cross:
         B, d, n = r["shape"]
@@ -173,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets = {"16384": next((r for r in scan if r["shape"][1] == 16384), None)}
     t = targets["16384"]
     out = {"benchmark": "samplers", "config": {"model": MODEL.to_dict(), "dt": DT, "threads": THREADS},
-           "scan": scan, "crossover": cross, "long_runs": lr,
+           "scan": scan, "crossover": cross, "long_runs": lr, "projected_breakdown": bd,
            "targets": None if t is None else {"speedup_at_16384": 1 / t["ratio"],
                                               "projected_time_over_flops_at_peak":
                                                   t["projected"].median * peak * 1e9 / t["projected_flops"]}}
