@@ -199,3 +199,20 @@ def test_particle_batches_are_split_to_bound_memory(monkeypatch):
     for k in ("m", "a", "loss", "m_abs", "t_peak"):
         np.testing.assert_array_equal(getattr(split, k), getattr(whole, k))
     assert split.n_particles.tolist() == [5, 5, 5, 2]
+
+
+def test_a_store_of_the_version_before_the_law_variables_is_refused(tmp_path):
+    import json
+
+    spec = SweepSpec.create(_base(), {"a_sigma": [0.0, 0.5]}, compute="ode")
+    store = tmp_path / "s"
+    sweep(spec, store=str(store), progress=False)
+    claim = json.loads((store / "fastslow.json").read_text())
+    assert claim["body"]["version"] == 2
+    from fastslow.sweep.store import _digest
+
+    claim["body"]["version"] = 1  # a store written before the law's variables existed
+    claim["sha256"] = _digest(claim["body"])
+    (store / "fastslow.json").write_text(json.dumps(claim))
+    with pytest.raises(SweepError, match="version 1; this fastslow writes version 2"):
+        sweep(spec, store=str(store), progress=False)

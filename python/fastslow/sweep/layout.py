@@ -51,7 +51,9 @@ __all__ = ["STORE_FORMAT", "STORE_VERSION", "ArrayLayout", "Layout", "layout", "
            "checked_store", "Unreadable"]
 
 STORE_FORMAT = "fastslow sweep store (zarr v3)"
-STORE_VERSION = 1
+#: 2: the variables of the initial law (``level``, ``particle_count``, ``m_abs``, ``sgd_cloud``); a
+#: store of version 1 lacks them and is refused by name.
+STORE_VERSION = 2
 
 _ZARR_DTYPE = {"f8": "float64", "i4": "int32", "i8": "int64", "bool": "bool", "str": "string"}
 _NP_DTYPE: dict[str, np.dtype] = {"f8": np.dtype("<f8"), "i4": np.dtype("<i4"), "i8": np.dtype("<i8"),
