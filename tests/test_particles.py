@@ -44,12 +44,12 @@ def test_equal_particles_reproduce_solve_ode(tanh13, a0, m0):
     np.testing.assert_allclose(p.loss, o.loss, rtol=1e-10, atol=1e-14)
     assert np.all(np.ptp(p.particles["m"], axis=0) < 1e-14)
     assert np.all(p.series["m_std"] < 1e-12)
-    # the 2-D driver polishes its peak with exact Radau steps, the particle driver locates it on
-    # the collocation polynomial (error O(h^4) in time): at a flat maximum, agreement in m_peak is
-    # far tighter than in t_peak
-    np.testing.assert_allclose(p.stats["m_peak"], o.stats["m_peak"], rtol=1e-6)
-    np.testing.assert_allclose(p.stats["t_peak"], o.stats["t_peak"], rtol=1e-4)
-    np.testing.assert_allclose(p.stats["t_half"], o.stats["t_half"], rtol=1e-6)
+    # both drivers polish their events on exact Radau steps from the step's start (on the
+    # collocation polynomial alone t_peak agreed to 2e-5 only: a flat maximum); t_peak is the root
+    # of a rate that vanishes quadratically in m, so it is the loosest of the three
+    np.testing.assert_allclose(p.stats["m_peak"], o.stats["m_peak"], rtol=1e-13)
+    np.testing.assert_allclose(p.stats["t_peak"], o.stats["t_peak"], rtol=1e-8)
+    np.testing.assert_allclose(p.stats["t_half"], o.stats["t_half"], rtol=1e-12)
 
 
 def test_one_particle_system_is_the_limit_model(tanh13, gelu12):

@@ -438,8 +438,30 @@ inline Solution Integrator::run(std::span<const double> y0, std::span<const doub
           st_.nfev++;
           return sys_.mean_alignment_rate(tmp_.data(), err_.data());
         };
-        const double tr = ode::illinois(g, t0, t_new, fm0, fm1);
-        seg_eval(segy0_.data(), segQ_.data(), (tr - t0) / h, tmp_.data());
+        double tr = ode::illinois(g, t0, t_new, fm0, fm1);
+        // polished on the exact state (a Radau step from the segment's start, as the 2-D driver
+        // does): secant steps on the rate of the mean alignment, kept inside the step
+        {
+          auto g_exact = [&](double ts) {
+            exact(ts, tmp_.data());
+            sys_.rhs(tmp_.data(), err_.data(), R_.data(), sc_);
+            st_.nfev++;
+            return sys_.mean_alignment_rate(tmp_.data(), err_.data());
+          };
+          double ta = tr, ga = g_exact(ta);
+          double tb = std::min(t_new, std::max(t0, tr + 1e-7 * h)), gb = tb == ta ? ga : g_exact(tb);
+          for (int it = 0; it < 8 && gb != ga && ga != 0.0; ++it) {
+            const double tc = std::min(t_new, std::max(t0, tb - gb * (tb - ta) / (gb - ga)));
+            const bool done = std::abs(tc - tb) <= 1e-13 * std::max(1.0, std::abs(tb));
+            ta = tb;
+            ga = gb;
+            tb = tc;
+            gb = g_exact(tb);
+            if (done) break;
+          }
+          if (std::isfinite(tb)) tr = std::abs(gb) <= std::abs(ga) ? tb : ta;
+        }
+        exact(tr, tmp_.data());
         const double mr = mean_m(tmp_.data());
         if (mr > m_peak) {
           m_peak = mr;
@@ -463,7 +485,20 @@ inline Solution Integrator::run(std::span<const double> y0, std::span<const doub
             seg_eval(segy0_.data(), segQ_.data(), (ts - t0) / h, tmp_.data());
             return mean_m(tmp_.data()) - target;
           };
-          t_half = ode::illinois(g, search_from, t_new, m_from - target, m1 - target);
+          double th = ode::illinois(g, search_from, t_new, m_from - target, m1 - target);
+          // Newton on the exact state (its time derivative: the rate of the mean alignment)
+          for (int it = 0; it < 4; ++it) {
+            exact(th, tmp_.data());
+            sys_.rhs(tmp_.data(), err_.data(), R_.data(), sc_);
+            st_.nfev++;
+            const double gv = mean_m(tmp_.data()) - target, dg = sys_.mean_alignment_rate(tmp_.data(), err_.data());
+            if (!(std::isfinite(gv) && std::isfinite(dg)) || dg == 0.0) break;
+            const double tn = std::min(t_new, std::max(search_from, th - gv / dg));
+            const bool done = std::abs(tn - th) <= 1e-13 * std::max(1.0, std::abs(th));
+            th = tn;
+            if (done) break;
+          }
+          t_half = th;
           half_found = true;
         }
       }
