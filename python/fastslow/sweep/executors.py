@@ -180,15 +180,22 @@ def _run_pool(spec: SweepSpec, tasks: Sequence[Task], finish: Finish, store: Any
 
     ex = cf.ThreadPoolExecutor(pool, thread_name_prefix="fastslow-sweep")
     futures = {ex.submit(work, t): t for t in tasks}
+    finished: set[cf.Future] = set()
     try:
         pending = set(futures)
         while pending:
             done, pending = cf.wait(pending, timeout=0.1, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 finish(futures[fut], fut.result())
+                finished.add(fut)
     except BaseException:
         token.cancel()
         ex.shutdown(wait=True, cancel_futures=True)
+        # a task that was writing its chunks when the interrupt came finished them (the shutdown
+        # waited): count it, so the run's record agrees with what the store marks done
+        for fut, task in futures.items():
+            if fut not in finished and fut.done() and not fut.cancelled() and fut.exception() is None:
+                finish(task, fut.result())
         raise
     ex.shutdown(wait=True)
 
