@@ -24,7 +24,8 @@ The step is that of ``bench_sgd`` (tanh student, ``g = h1 + 0.2 h3``, ``lr_w = l
    a time: what the BLAS itself reaches there).
 4. **The projected step's generator**: at the target shape ``(8d, 16384, 128)`` (``(8d, 2048, 128)``
    with ``--quick``), the step against the same step on given draws (``step_with_draws``), and both
-   against the step's flop count at the peak.
+   against the step's flop count at the peak; and its six products as plain sgemm calls at their
+   shapes (NumPy, 2 threads): what the BLAS reaches at these thin shapes.
 
 Before timing, one projected step on given draws is checked against
 :func:`fastslow.reference.sgd_step_projected` (``3e-4`` relative, float32); a disagreement makes the
@@ -167,6 +168,35 @@ def gemm_ceiling(B: int, d: int, n: int, reps: int = 400) -> float:
     return 2 * reps * (2.0 * B * d * (n + 1) + 2.0 * B * d * n) / best / 1e9
 
 
+def projected_gemm_ceiling(d: int, n: int, B: int, reps: int = 3) -> dict[str, Any]:
+    """The projected step's BLAS products as plain float32 GEMMs at their shapes (NumPy's sgemm on
+    the cores, nothing else running): ``P = Z R``, ``M^T [M | Z]``, ``L Xi``, ``Y Q``, ``C Q^T`` and
+    the basis Gram ``V^T V``, each counted as a general product (2 m n k flops). What the BLAS itself
+    reaches at these thin shapes, against the square peak."""
+    k = n + 1
+    g = np.random.default_rng(3)
+    Z = g.standard_normal((B, k), dtype=np.float32)
+    R = np.triu(g.standard_normal((k, k), dtype=np.float32))
+    MZ = g.standard_normal((B, n + k), dtype=np.float32)
+    L = g.standard_normal((n, n), dtype=np.float32)
+    Xi = g.standard_normal((n, d), dtype=np.float32)
+    Qt = g.standard_normal((k, d), dtype=np.float32)
+    calls = {"P = Z R": (2.0 * B * k * k, lambda: Z @ R), "M^T [M | Z]": (2.0 * B * n * (n + k), lambda: MZ[:, :n].T @ MZ),
+             "L Xi": (2.0 * n * n * d, lambda: L @ Xi), "Y Q": (2.0 * n * k * d, lambda: Xi @ Qt.T),
+             "C Q^T": (2.0 * n * k * d, lambda: Xi[:, :k] @ Qt), "V^T V": (2.0 * d * k * k, lambda: Qt @ Qt.T)}
+    out: dict[str, Any] = {}
+    for name, (flops, fn) in calls.items():
+        fn()
+        best = np.inf
+        for _ in range(reps):
+            quiesce()
+            best = min(best, once(fn))
+        out[name] = {"flops": flops, "seconds": best, "gflops": flops / best / 1e9}
+    flops = sum(v["flops"] for v in out.values())
+    seconds = sum(v["seconds"] for v in out.values())
+    return {"calls": out, "gflops": flops / seconds / 1e9}
+
+
 def projected_breakdown(d: int, n: int, B: int, reps: int = 3) -> dict[str, float]:
     """The projected step at (B, d, n) with its draws made (``run``) and on given draws
     (``step_with_draws``: no generator), 2 threads: the generator's share of the step."""
@@ -207,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bd_shape = (2048, 128, 8 * 2048) if args.quick else (16384, 128, 8 * 16384)
     section(f"4. the projected step at (B, d, n) = ({bd_shape[2]}, {bd_shape[0]}, {bd_shape[1]}): its generator's share")
     bd = projected_breakdown(*bd_shape)
+    bd_gemm = projected_gemm_ceiling(*bd_shape)
     peak = run.peak()["used_gflops"]
     rows = []
     for r in scan + cross:
@@ -234,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"its {cost.flops / 1e9:.1f} GFLOP at the peak take {fmt_time(bd['flop_time_at_peak'])}: the step is "
           f"{bd['step'] / bd['flop_time_at_peak']:.2f}x that, {bd['step_given_draws'] / bd['flop_time_at_peak']:.2f}x "
           "without the generator")
+    bd["gemm_ceiling"] = bd_gemm
+    calls = ", ".join(f"{k} {100 * v['gflops'] / peak:.0f} %" for k, v in bd_gemm["calls"].items())
+    print(f"  its products as plain sgemm calls at their shapes reach {bd_gemm['gflops']:.1f} GFLOP/s = "
+          f"{100 * bd_gemm['gflops'] / peak:.0f} % of the peak ({calls})")
     summary = []
     for r in scan + cross:
         B, d, n = r["shape"]
