@@ -218,3 +218,51 @@ def test_a_store_of_the_version_before_the_law_variables_is_refused(tmp_path):
     (store / "fastslow.json").write_text(json.dumps(claim))
     with pytest.raises(SweepError, match="version 1; this fastslow writes version 2"):
         sweep(spec, store=str(store), progress=False)
+
+
+def _local_exponent(model, mu, sigma, n_part, t_max=1e13):
+    """-d log|m| / d log t over the last decade of the particle limit of a_i ~ N(mu, sigma^2)."""
+    from scipy import special
+
+    x, w = special.roots_hermitenorm(n_part)
+    w = w / w.sum()
+    t = np.geomspace(t_max / 10, t_max, 11)
+    tr = fs.solve_particles(model, np.concatenate([[1.0], t]), a0=mu + sigma * x, m0=0.1, weights=w)
+    assert tr.status == 0
+    mabs = np.sum(w[:, None] * np.abs(tr.particles["m"][:, 1:]), axis=0)
+    return -np.polyfit(np.log(t), np.log(mabs), 1)[0]
+
+
+@pytest.mark.slow
+def test_the_long_phase_sweep_findings_at_single_cells():
+    """What the long sweep (examples/sweep_particles_phase_long.toml) reports, at single cells to
+    t = 1e13: tanh keeps p = 1/4 with a random second layer; centred GELU with a spread second layer
+    unlearns with p ~ 0.124 or ~ 0.084 (two classes), and 16 particles put (0, 1) in the wrong class."""
+    tanh = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_a=0.01)
+    gelu = fs.Model("gelu", {1: 1.0, 2: 0.4}, lr_a=0.01, centred=True)
+    assert abs(_local_exponent(tanh, 0.0, 1.0, 64) - 0.25) < 1e-3
+    assert abs(_local_exponent(gelu, -1.0, 1.0, 64) - 0.124) < 3e-3
+    assert abs(_local_exponent(gelu, 1.0, 1.0, 64) - 0.084) < 2e-3
+    assert abs(_local_exponent(gelu, 0.0, 1.0, 64) - 0.084) < 2e-3
+    assert abs(_local_exponent(gelu, 0.0, 1.0, 16) - 0.125) < 3e-3  # too few particles: the other class
+    # identical neurons: a0 < 0 unlearns with p = 1/3, a0 > 0 keeps the feature
+    t = np.geomspace(1e12, 1e13, 11)
+    o = fs.solve_ode_batch(gelu, np.concatenate([[1.0], t]), a0=np.array([-2.0, 1.0]), m0=0.1)
+    p = -np.polyfit(np.log(t), np.log(np.abs(o.m[:, 1:])).T, 1)[0]
+    assert abs(p[0] - 1 / 3) < 2e-3 and abs(p[1]) < 1e-3 and abs(o.m[1, -1]) > 0.3
+
+
+def test_the_long_phase_sweep_is_the_first_grid_with_more_particles_and_time():
+    short = load_sweep_spec(ROOT / "examples" / "sweep_particles_phase.toml")
+    long = load_sweep_spec(ROOT / "examples" / "sweep_particles_phase_long.toml")
+    assert [(a.name, a.fields) for a in short.axes] == [(a.name, a.fields) for a in long.axes]
+    for a, b in zip(short.axes, long.axes):
+        assert np.array_equal(np.asarray(a.values), np.asarray(b.values))
+    assert (long.base.particles.n, long.base.ode.t_max, long.base.analysis.classify_t_max) == (64, 1e13, 1e13)
+    s, lo = short.base.to_dict(), long.base.to_dict()
+    for d in (s, lo):
+        d["particles"].pop("n")
+        d["ode"].pop("t_max")
+        d["ode"].pop("points")
+        d["analysis"].pop("classify_t_max")
+    assert s == lo
