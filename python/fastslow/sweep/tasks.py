@@ -308,14 +308,7 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
             out["m_abs"][js] = np.abs(b.m)
         out["level"][js], out["particle_count"][js] = "ode", 1
         if do_an:
-            cl = lc.classification
-            out["outcome"][js] = np.asarray(cl.outcome).astype(str)
-            out["exponent"][js] = cl.exponent
-            out["law"][js] = np.asarray(lc.law).astype(str)
-            out["law_exponent"][js] = lc.law_exponent
-            failed = np.asarray(lc.law_error) != ""
-            if failed.any():  # a model whose law failed: its cells carry the error, the others go on
-                err[js[failed]] = np.asarray(lc.law_error)[failed]
+            _store_analysis(out, err, js, lc)
 
     for (rtol, atol, t_cls), parts in settings.items():
         js = np.sort(np.concatenate(parts))
@@ -338,6 +331,20 @@ def _run_ode(spec: SweepSpec, task: Task, threads: int, lock: Any) -> dict[str, 
                         [models[j] for j in cells], key, t if do_ode else None, do_an, threads, lock)
     out["ode_error"] = err
     return {k: (v.astype(str) if v.dtype == object else v) for k, v in out.items()}
+
+
+def _store_analysis(out: dict[str, np.ndarray], err: np.ndarray, js: np.ndarray, cells: Any) -> None:
+    """The classification and the law of ``cells`` (the limit ODE's or the particle limit's cells,
+    with ``classification``, ``law``, ``law_exponent``, ``law_error``) into ``out`` at ``js``; a model
+    whose law failed: its cells carry the error, the others go on."""
+    cl = cells.classification
+    out["outcome"][js] = np.asarray(cl.outcome).astype(str)
+    out["exponent"][js] = cl.exponent
+    out["law"][js] = np.asarray(cells.law).astype(str)
+    out["law_exponent"][js] = cells.law_exponent
+    failed = np.asarray(cells.law_error) != ""
+    if failed.any():
+        err[js[failed]] = np.asarray(cells.law_error)[failed]
 
 
 def _particle_block(spec: SweepSpec, out: dict[str, np.ndarray], err: np.ndarray, js: np.ndarray, laws: list[Any],
@@ -365,14 +372,7 @@ def _particle_block(spec: SweepSpec, out: dict[str, np.ndarray], err: np.ndarray
                 out[name][cj] = v
             out["ode_message"][cj] = [truncate(str(x)) for x in pc.message.tolist()]
         if do_an:
-            cl = pc.classification
-            out["outcome"][cj] = np.asarray(cl.outcome).astype(str)
-            out["exponent"][cj] = cl.exponent
-            out["law"][cj] = np.asarray(pc.law).astype(str)
-            out["law_exponent"][cj] = pc.law_exponent
-            failed = np.asarray(pc.law_error) != ""
-            if failed.any():
-                err[cj[failed]] = np.asarray(pc.law_error)[failed]
+            _store_analysis(out, err, cj, pc)
 
     try:
         solve(list(range(js.size)))
