@@ -267,8 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           "without the generator")
     bd["gemm_ceiling"] = bd_gemm
     calls = ", ".join(f"{k} {100 * v['gflops'] / peak:.0f} %" for k, v in bd_gemm["calls"].items())
+    gemm_time = sum(v["seconds"] for v in bd_gemm["calls"].values())
+    bd["step_over_gemm_calls"] = bd["step"] / gemm_time
     print(f"  its products as plain sgemm calls at their shapes reach {bd_gemm['gflops']:.1f} GFLOP/s = "
-          f"{100 * bd_gemm['gflops'] / peak:.0f} % of the peak ({calls})")
+          f"{100 * bd_gemm['gflops'] / peak:.0f} % of the peak ({calls}) and take {fmt_time(gemm_time)}: the "
+          f"whole step is {bd['step_over_gemm_calls']:.2f}x that")
     summary = []
     for r in scan + cross:
         B, d, n = r["shape"]
