@@ -102,3 +102,12 @@ def test_the_run_command_with_a_law(tmp_path):
     res = fs.load(out)
     assert res.particles.particle_weights.tolist() == pytest.approx([0.7, 0.3])
     assert Path(out / "figures" / "particle_limit.png").stat().st_size > 5000
+
+
+def test_the_examples_law_run_config_is_a_heterogeneous_run():
+    """examples/run_law.toml (documented in examples/README.md): a valid config whose law is a random
+    second layer, so `fastslow run` integrates the particle limit."""
+    cfg = fs.load_config(Path(__file__).resolve().parents[1] / "examples" / "run_law.toml")
+    law = cfg.initial_law()
+    assert not law.identical and (law.a_dist, law.a_sigma) == ("normal", 0.5)
+    assert cfg.particles.n == 64 and cfg.sgd.enabled
