@@ -16,6 +16,22 @@
 
 namespace fastslow::ode {
 
+// Row i of a batch result's per-run fields (status, message, counters, events) from one run's
+// solution: shared by the 2-D ODE batch and the particle batch.
+template <class Result, class Sol>
+void store_run_summary(Result& r, std::size_t i, Sol& s) {
+  r.status[i] = s.status;
+  r.message[i] = std::move(s.message);
+  r.nfev[i] = s.stats.nfev;
+  r.njev[i] = s.stats.njev;
+  r.nlu[i] = s.stats.nlu;
+  r.nsteps[i] = s.stats.nsteps;
+  r.nrejected[i] = s.stats.nrejected;
+  r.t_peak[i] = s.t_peak;
+  r.m_peak[i] = s.m_peak;
+  r.t_half[i] = s.t_half;
+}
+
 struct BatchResult {
   std::size_t n = 0, ne = 0;
   std::vector<double> m, a, loss;  // (n, ne) row-major
@@ -82,16 +98,7 @@ inline BatchResult solve_batch(std::span<const LimitModel* const> models, std::s
         r.a[off + k] = s.a[k];
         r.loss[off + k] = s.loss[k];
       }
-      r.status[i] = s.status;
-      r.message[i] = std::move(s.message);
-      r.nfev[i] = s.stats.nfev;
-      r.njev[i] = s.stats.njev;
-      r.nlu[i] = s.stats.nlu;
-      r.nsteps[i] = s.stats.nsteps;
-      r.nrejected[i] = s.stats.nrejected;
-      r.t_peak[i] = s.t_peak;
-      r.m_peak[i] = s.m_peak;
-      r.t_half[i] = s.t_half;
+      store_run_summary(r, i, s);
     });
   }
   guard.rethrow();

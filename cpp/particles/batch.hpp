@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "../ode/batch.hpp"  // ode::store_run_summary
 #include "../parallel.hpp"
 #include "solve.hpp"
 
@@ -88,16 +89,7 @@ inline BatchResult solve_batch(std::span<const LimitModel* const> models, std::s
       std::copy(s.m_mean.begin(), s.m_mean.end(), r.m_mean.begin() + std::ptrdiff_t(k * r.ne));
       std::copy(s.a_mean.begin(), s.a_mean.end(), r.a_mean.begin() + std::ptrdiff_t(k * r.ne));
       std::copy(s.loss.begin(), s.loss.end(), r.loss.begin() + std::ptrdiff_t(k * r.ne));
-      r.status[k] = s.status;
-      r.message[k] = std::move(s.message);
-      r.nfev[k] = s.stats.nfev;
-      r.njev[k] = s.stats.njev;
-      r.nlu[k] = s.stats.nlu;
-      r.nsteps[k] = s.stats.nsteps;
-      r.nrejected[k] = s.stats.nrejected;
-      r.t_peak[k] = s.t_peak;
-      r.m_peak[k] = s.m_peak;
-      r.t_half[k] = s.t_half;
+      ode::store_run_summary(r, k, s);
     });
   }
   guard.rethrow();
