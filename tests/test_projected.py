@@ -17,7 +17,7 @@ from fastslow import _core
 from fastslow import reference as ref
 from fastslow.samplers import choose_sampler, step_cost
 
-from test_sgd import _fields, _reference_functions
+from test_sgd import _checkpoint_at, _fields, _reference_functions
 
 T = _core._testing
 MODEL = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=0.7, lr_a=0.3, noise=0.1)
@@ -229,19 +229,11 @@ def test_seeded_run_is_its_own_realisation():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_resume_equals_uninterrupted(tmp_path, dtype):
-    from fastslow.checkpoint import RECORD_COLUMNS, save_checkpoint
-
     model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0, noise=0.01)
     kw = dict(d=96, n=8, batch=64, dt=0.05, steps=40, a0=0.5, seed=11, dtype=dtype, record=9, progress=False,
               sampler="projected")
     full = fs.train_sgd(model, **kw)
-    tr = fs.SGDTrainer(model, d=96, n=8, batch=64, dt=0.05, a0=0.5, seed=11, dtype=dtype, sampler="projected")
-    tr.run(23)
-    sig = tr.run_signature(40, fs.record_steps(40, 9))
-    ck = tmp_path / "run.npz"
-    keep = full.step <= 23
-    save_checkpoint(ck, {**tr.state(), "batch_loss": np.float64(tr.batch_loss)}, tr.step_count, sig,
-                    {k: list(v[keep]) for k, v in zip(RECORD_COLUMNS, _fields(full).values())})
+    ck = _checkpoint_at(tmp_path / "run.npz", model, kw, full, 23)
     resumed = fs.train_sgd(model, **kw, resume=ck)
     for k, v in _fields(full).items():
         np.testing.assert_array_equal(getattr(resumed, k), v, err_msg=k)

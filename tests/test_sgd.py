@@ -311,22 +311,27 @@ def _fields(r):
     return {k: np.asarray(getattr(r, k)) for k in ("step", "m", "m_std", "a", "a_std", "batch_loss", "loss", "q_perp")}
 
 
+def _checkpoint_at(path, model, kw, full, step):
+    """The checkpoint a run of ``train_sgd(model, **kw)`` interrupted at ``step`` leaves: the weights
+    at that step and the records of ``full`` (the uninterrupted run) up to it."""
+    from fastslow.checkpoint import RECORD_COLUMNS, save_checkpoint
+
+    tr = fs.SGDTrainer(model, **{k: v for k, v in kw.items() if k not in ("steps", "record", "progress")})
+    tr.run(step)
+    sig = tr.run_signature(kw["steps"], fs.record_steps(kw["steps"], kw["record"]))
+    keep = full.step <= step
+    save_checkpoint(path, {**tr.state(), "batch_loss": np.float64(tr.batch_loss)}, tr.step_count, sig,
+                    {k: list(v[keep]) for k, v in zip(RECORD_COLUMNS, _fields(full).values())})
+    return path
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_resume_equals_uninterrupted(tmp_path, dtype):
     """A run stopped at step 23 (between record points) and resumed equals an uninterrupted one."""
-    from fastslow.checkpoint import RECORD_COLUMNS, save_checkpoint
-
     model = fs.Model("tanh", {1: 1.0, 3: 0.3}, lr_w=1.0, lr_a=1.0, noise=0.01)
     kw = dict(d=48, n=32, batch=96, dt=0.05, steps=40, a0=0.5, seed=11, dtype=dtype, record=9, progress=False)
     full = fs.train_sgd(model, **kw)
-    # the state a run interrupted at step 23 leaves: weights at step 23, records up to it
-    tr = fs.SGDTrainer(model, d=48, n=32, batch=96, dt=0.05, a0=0.5, seed=11, dtype=dtype)
-    tr.run(23)
-    sig = tr.run_signature(40, fs.record_steps(40, 9))
-    ck = tmp_path / "run.npz"
-    keep = full.step <= 23
-    save_checkpoint(ck, {**tr.state(), "batch_loss": np.float64(tr.batch_loss)}, tr.step_count, sig,
-                    {k: list(v[keep]) for k, v in zip(RECORD_COLUMNS, _fields(full).values())})
+    ck = _checkpoint_at(tmp_path / "run.npz", model, kw, full, 23)
     resumed = fs.train_sgd(model, **kw, resume=ck)
     for k, v in _fields(full).items():
         np.testing.assert_array_equal(getattr(resumed, k), v, err_msg=k)
